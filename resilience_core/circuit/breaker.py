@@ -1,0 +1,208 @@
+"""The circuit breaker as a pure state machine: no I/O, no awaits, time passed in."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..events import CircuitStateChanged, Event
+from .state import CircuitState, check_transition
+from .window import CountWindow, Snapshot, TimeWindow, Window
+
+DEFAULT_CONSECUTIVE_FAILURES = 5
+DEFAULT_FAILURE_RATE = 0.5
+DEFAULT_MINIMUM_CALLS = 10
+DEFAULT_WINDOW_SIZE = 50
+DEFAULT_WAIT_DURATION = 5.0
+DEFAULT_HALF_OPEN_PROBES = 3
+
+NO_PERMIT = -1
+"""What `try_acquire` returns when the call must not go through."""
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerConfig:
+    """When to trip and how to probe for recovery.
+
+    Trips on `consecutive_failures` in a row, or when the window holds at least
+    `minimum_calls` and the failure rate (or the share of calls slower than
+    `slow_call_duration`) reaches its threshold. After `wait_duration` it lets
+    `half_open_probes` calls through; all must succeed to close.
+
+    Usage::
+
+        CircuitBreakerConfig(consecutive_failures=3, failure_rate=0.5, window_seconds=10.0)
+    """
+
+    consecutive_failures: int = DEFAULT_CONSECUTIVE_FAILURES
+    failure_rate: float = DEFAULT_FAILURE_RATE
+    slow_call_rate: float = 1.0
+    slow_call_duration: float = math.inf
+    minimum_calls: int = DEFAULT_MINIMUM_CALLS
+    window_size: int = DEFAULT_WINDOW_SIZE
+    """Count-based window length; ignored when `window_seconds` is set."""
+    window_seconds: float | None = None
+    """Use a time-based window of this many seconds instead of a count-based one."""
+    wait_duration: float = DEFAULT_WAIT_DURATION
+    half_open_probes: int = DEFAULT_HALF_OPEN_PROBES
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.consecutive_failures < 1:
+            problems.append("consecutive_failures must be >= 1")
+        if not 0 < self.failure_rate <= 1:
+            problems.append("failure_rate must be in (0, 1]")
+        if not 0 < self.slow_call_rate <= 1:
+            problems.append("slow_call_rate must be in (0, 1]")
+        if self.minimum_calls < 1:
+            problems.append("minimum_calls must be >= 1")
+        if self.window_size < 1:
+            problems.append("window_size must be >= 1")
+        if self.window_seconds is not None and self.window_seconds <= 0:
+            problems.append("window_seconds must be > 0")
+        if self.wait_duration < 0:
+            problems.append("wait_duration must be >= 0")
+        if self.half_open_probes < 1:
+            problems.append("half_open_probes must be >= 1")
+        if problems:
+            raise ValueError("CircuitBreakerConfig: " + "; ".join(problems))
+
+    def new_window(self) -> Window:
+        if self.window_seconds is not None:
+            return TimeWindow(self.window_seconds)
+        return CountWindow(self.window_size)
+
+
+class CircuitBreaker:
+    """closed / open / half-open / isolated, with permits tied to the state they were given in.
+
+    A permit is the breaker's generation number: a result that comes back after the state has
+    moved on (a slow call admitted while closed finishing after the trip) is ignored instead of
+    being miscounted as a half-open probe.
+    """
+
+    __slots__ = (
+        "_consecutive",
+        "_emit",
+        "_generation",
+        "_probe_successes",
+        "_probes_in_flight",
+        "config",
+        "name",
+        "opened_at",
+        "state",
+        "window",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        emit: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config if config is not None else CircuitBreakerConfig()
+        self.window = self.config.new_window()
+        self.state = CircuitState.CLOSED
+        self.opened_at = -math.inf
+        self._emit = emit
+        self._generation = 0
+        self._consecutive = 0
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes on every transition; a permit is the generation it was granted in."""
+        return self._generation
+
+    def try_acquire(self, now: float) -> int:
+        """A permit (>= 0) if a call may go through now, else NO_PERMIT."""
+        state = self.state
+        if state is CircuitState.CLOSED:
+            return self._generation
+        if state is CircuitState.OPEN:
+            if now < self.opened_at + self.config.wait_duration:
+                return NO_PERMIT
+            self._transition(CircuitState.HALF_OPEN, now, "wait duration elapsed")
+            state = CircuitState.HALF_OPEN
+        if state is CircuitState.HALF_OPEN:
+            used = self._probes_in_flight + self._probe_successes
+            if used < self.config.half_open_probes:
+                self._probes_in_flight += 1
+                return self._generation
+        return NO_PERMIT
+
+    def release(self, permit: int) -> None:
+        """Give back a permit whose call was cancelled before it produced a result."""
+        if permit == self._generation and self.state is CircuitState.HALF_OPEN:
+            self._probes_in_flight -= 1
+
+    def on_result(self, permit: int, *, failed: bool, duration: float, now: float) -> None:
+        """Record a finished call admitted with `permit`."""
+        if permit != self._generation:
+            return
+        state = self.state
+        if state is CircuitState.CLOSED:
+            slow = duration >= self.config.slow_call_duration
+            self.window.record(failed, slow, now)
+            if not failed:
+                self._consecutive = 0
+                if not slow:
+                    return  # a fast success cannot trip anything
+            else:
+                self._consecutive += 1
+            reason = self._trip_reason(self.window.snapshot(now))
+            if reason is not None:
+                self._transition(CircuitState.OPEN, now, reason)
+        elif state is CircuitState.HALF_OPEN:
+            self._probes_in_flight -= 1
+            if failed:
+                self._transition(CircuitState.OPEN, now, "probe failed")
+            else:
+                self._probe_successes += 1
+                if self._probe_successes >= self.config.half_open_probes:
+                    self._transition(CircuitState.CLOSED, now, "probes succeeded")
+
+    def _trip_reason(self, snap: Snapshot) -> str | None:
+        config = self.config
+        if self._consecutive >= config.consecutive_failures:
+            return f"{self._consecutive} consecutive failures"
+        if snap.calls >= config.minimum_calls:
+            if snap.failure_rate >= config.failure_rate:
+                return f"failure rate {snap.failure_rate:.0%} over {snap.calls} calls"
+            if config.slow_call_duration < math.inf and snap.slow_rate >= config.slow_call_rate:
+                return f"slow-call rate {snap.slow_rate:.0%} over {snap.calls} calls"
+        return None
+
+    def trip(self, now: float, reason: str) -> None:
+        """Open now (used by recovery when a restored model fails again)."""
+        if self.state is not CircuitState.OPEN and self.state is not CircuitState.ISOLATED:
+            self._transition(CircuitState.OPEN, now, reason)
+
+    def isolate(self, now: float, reason: str) -> None:
+        """Force open until restored by hand."""
+        if self.state is not CircuitState.ISOLATED:
+            self._transition(CircuitState.ISOLATED, now, reason)
+
+    def restore(self, now: float, reason: str) -> None:
+        """Close by hand, from any state."""
+        if self.state is not CircuitState.CLOSED:
+            self._transition(CircuitState.CLOSED, now, reason)
+
+    def _transition(self, target: CircuitState, now: float, reason: str) -> None:
+        source = self.state
+        check_transition(source, target)
+        self.state = target
+        self._generation += 1
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        if target is CircuitState.OPEN:
+            self.opened_at = now
+        if target is CircuitState.CLOSED:
+            self.window.reset()
+            self._consecutive = 0
+        if self._emit is not None:
+            self._emit(CircuitStateChanged(now, self.name, source.value, target.value, reason))

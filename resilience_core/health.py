@@ -1,0 +1,179 @@
+"""Periodic health probes per model, with per-model thresholds and alerts on transitions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .clock import SYSTEM_CLOCK, Clock
+from .events import EventBus, HealthChanged
+from .metrics import percentile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 30.0
+"""BIP-03: real-time health checks at 30-second intervals."""
+
+Probe = Callable[[], Awaitable[object]]
+"""A cheap request to a model; raising (or timing out) counts as a failed probe."""
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """When a model counts as degraded or unhealthy, judged over the last `window` probes.
+
+    Usage::
+
+        HealthThresholds(latency_degraded=1.0, error_rate_unhealthy=0.5, window=10)
+    """
+
+    latency_degraded: float = 2.0
+    latency_unhealthy: float = 10.0
+    error_rate_degraded: float = 0.1
+    error_rate_unhealthy: float = 0.5
+    unhealthy_after: int = 3
+    """Consecutive failed probes that make a model unhealthy at once."""
+    window: int = 10
+    probe_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.latency_degraded <= self.latency_unhealthy:
+            raise ValueError("need 0 < latency_degraded <= latency_unhealthy")
+        if not 0 < self.error_rate_degraded <= self.error_rate_unhealthy <= 1:
+            raise ValueError("need 0 < error_rate_degraded <= error_rate_unhealthy <= 1")
+        if self.unhealthy_after < 1 or self.window < 1 or self.probe_timeout <= 0:
+            raise ValueError("unhealthy_after, window and probe_timeout must be positive")
+
+    def judge(
+        self, results: deque[tuple[bool, float]], consecutive_failures: int
+    ) -> tuple[HealthStatus, str]:
+        """Status and reason from (ok, latency) probe results, oldest first."""
+        if consecutive_failures >= self.unhealthy_after:
+            return HealthStatus.UNHEALTHY, f"{consecutive_failures} consecutive failed probes"
+        failures = sum(1 for ok, _ in results if not ok)
+        rate = failures / len(results) if results else 0.0
+        latencies = sorted(latency for ok, latency in results if ok)
+        p95 = percentile(latencies, 95) if latencies else 0.0
+        if rate >= self.error_rate_unhealthy:
+            return HealthStatus.UNHEALTHY, f"probe error rate {rate:.0%}"
+        if p95 >= self.latency_unhealthy:
+            return HealthStatus.UNHEALTHY, f"probe p95 {p95:.3f}s"
+        if rate >= self.error_rate_degraded:
+            return HealthStatus.DEGRADED, f"probe error rate {rate:.0%}"
+        if p95 >= self.latency_degraded:
+            return HealthStatus.DEGRADED, f"probe p95 {p95:.3f}s"
+        return HealthStatus.HEALTHY, "probes within thresholds"
+
+
+Alert = Callable[[HealthChanged], object]
+
+
+class HealthChecker:
+    """Probes every model each `interval` seconds and reports status changes.
+
+    Usage::
+
+        checker = HealthChecker({"gpt-a": probe_a}, interval=30.0)
+        checker.on_alert(lambda change: print(change.model, change.to_state))
+        checker.start()          # background task; `await checker.stop()` ends it
+    """
+
+    def __init__(
+        self,
+        probes: Mapping[str, Probe],
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        thresholds: HealthThresholds | None = None,
+        per_model: Mapping[str, HealthThresholds] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventBus | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be > 0")
+        self.interval = interval
+        self.clock = clock
+        self.events = events if events is not None else EventBus()
+        self._probes = dict(probes)
+        self._default = thresholds if thresholds is not None else HealthThresholds()
+        self._per_model = dict(per_model or {})
+        self._results = {
+            m: deque[tuple[bool, float]](maxlen=self._thresholds(m).window) for m in self._probes
+        }
+        self._consecutive = dict.fromkeys(self._probes, 0)
+        self._status = dict.fromkeys(self._probes, HealthStatus.HEALTHY)
+        self._alerts: list[Alert] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _thresholds(self, model: str) -> HealthThresholds:
+        return self._per_model.get(model, self._default)
+
+    def on_alert(self, alert: Alert) -> None:
+        """Call `alert` on every health transition of any model."""
+        self._alerts.append(alert)
+
+    def status(self, model: str) -> HealthStatus:
+        return self._status[model]
+
+    def statuses(self) -> dict[str, HealthStatus]:
+        return dict(self._status)
+
+    async def check(self, model: str) -> HealthStatus:
+        """Probe one model now and update its status."""
+        thresholds = self._thresholds(model)
+        clock = self.clock
+        started = clock.now()
+        ok = True
+        try:
+            async with asyncio.timeout(thresholds.probe_timeout):
+                await self._probes[model]()
+        except Exception:
+            ok = False
+        latency = clock.now() - started
+        self._results[model].append((ok, latency))
+        self._consecutive[model] = 0 if ok else self._consecutive[model] + 1
+        status, reason = thresholds.judge(self._results[model], self._consecutive[model])
+        previous = self._status[model]
+        if status is not previous:
+            self._status[model] = status
+            change = HealthChanged(clock.now(), model, previous.value, status.value, reason)
+            self.events.emit(change)
+            for alert in self._alerts:
+                try:
+                    alert(change)
+                except Exception:
+                    log.exception("health alert callback failed")
+        return status
+
+    async def check_all(self) -> dict[str, HealthStatus]:
+        """Probe every model concurrently once."""
+        models = list(self._probes)
+        results = await asyncio.gather(*(self.check(m) for m in models))
+        return dict(zip(models, results, strict=True))
+
+    async def run(self) -> None:
+        """Probe forever, every `interval` seconds."""
+        while True:
+            await self.check_all()
+            await self.clock.sleep(self.interval)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

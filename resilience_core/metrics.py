@@ -1,0 +1,229 @@
+"""Per-model rolling metrics, recorded on the hot path in O(1) and summarised on read."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from .context import Context
+from .outcome import Outcome
+from .policy import Next
+
+DEFAULT_WINDOW = 200
+DEFAULT_EWMA_ALPHA = 0.2
+LATENCY_FLOOR = 0.001
+"""Scores divide by latency; below a millisecond the difference is noise."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """One model's figures at a moment. Latencies in seconds, rates in [0, 1]."""
+
+    model: str
+    calls: int
+    successes: int
+    failures: int
+    p50: float
+    p95: float
+    p99: float
+    error_rate: float
+    availability: float
+    ewma_latency: float
+    ewma_error: float
+    score: float
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (nan when empty)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+class ModelMetrics:
+    """Rolling window of the last `window` results of one model, plus EWMAs for routing."""
+
+    __slots__ = (
+        "_failed_in_window",
+        "_latencies",
+        "_results",
+        "alpha",
+        "calls",
+        "ewma_error",
+        "ewma_latency",
+        "failures",
+        "model",
+    )
+
+    def __init__(
+        self, model: str, *, window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_EWMA_ALPHA
+    ):
+        self.model = model
+        self.alpha = alpha
+        self.calls = 0
+        self.failures = 0
+        self.ewma_latency: float | None = None
+        self.ewma_error = 0.0
+        self._latencies: deque[float] = deque(maxlen=window)
+        self._results: deque[bool] = deque(maxlen=window)
+        self._failed_in_window = 0
+
+    def record(self, latency: float, failed: bool) -> None:
+        self.calls += 1
+        if failed:
+            self.failures += 1
+        results = self._results
+        if len(results) == results.maxlen and results[0]:
+            self._failed_in_window -= 1
+        results.append(failed)
+        self._failed_in_window += failed
+        self._latencies.append(latency)
+        alpha = self.alpha
+        ewma = self.ewma_latency
+        self.ewma_latency = latency if ewma is None else ewma + alpha * (latency - ewma)
+        self.ewma_error += alpha * (failed - self.ewma_error)
+
+    def score(self) -> float:
+        """Higher is better: success share squared over smoothed latency."""
+        latency = max(self.ewma_latency or LATENCY_FLOOR, LATENCY_FLOOR)
+        return (1.0 - self.ewma_error) ** 2 / latency
+
+    def snapshot(self) -> MetricsSnapshot:
+        ordered = sorted(self._latencies)
+        in_window = len(self._results)
+        error_rate = self._failed_in_window / in_window if in_window else 0.0
+        return MetricsSnapshot(
+            model=self.model,
+            calls=self.calls,
+            successes=self.calls - self.failures,
+            failures=self.failures,
+            p50=percentile(ordered, 50),
+            p95=percentile(ordered, 95),
+            p99=percentile(ordered, 99),
+            error_rate=error_rate,
+            availability=1.0 - error_rate if in_window else 1.0,
+            ewma_latency=self.ewma_latency if self.ewma_latency is not None else math.nan,
+            ewma_error=self.ewma_error,
+            score=self.score(),
+        )
+
+
+class MetricsCollector:
+    """All models' metrics; also a Prometheus collector rendered only when scraped.
+
+    Usage::
+
+        metrics = MetricsCollector()
+        pipeline = Pipeline(Retry(), metrics.policy("gpt-a"))
+        print(metrics.exposition().decode())
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = DEFAULT_WINDOW,
+        alpha: float = DEFAULT_EWMA_ALPHA,
+        state_of: Callable[[str], str] | None = None,
+    ) -> None:
+        self.window = window
+        self.alpha = alpha
+        self.state_of = state_of
+        """Reads a model's breaker state for the exposition (set by the router)."""
+        self._models: dict[str, ModelMetrics] = {}
+
+    def model(self, name: str) -> ModelMetrics:
+        found = self._models.get(name)
+        if found is None:
+            found = self._models[name] = ModelMetrics(name, window=self.window, alpha=self.alpha)
+        return found
+
+    def models(self) -> list[str]:
+        return list(self._models)
+
+    def snapshot(self, name: str) -> MetricsSnapshot:
+        return self.model(name).snapshot()
+
+    def policy(
+        self, name: str, *, counts_as_failure: Callable[[Outcome], bool] | None = None
+    ) -> MetricsPolicy:
+        return MetricsPolicy(self.model(name), counts_as_failure)
+
+    def collect(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily("model_calls", "Upstream attempts", labels=["model", "result"])
+        latency = GaugeMetricFamily(
+            "model_latency_seconds", "Rolling latency percentile", labels=["model", "quantile"]
+        )
+        error_rate = GaugeMetricFamily("model_error_rate", "Rolling error rate", labels=["model"])
+        availability = GaugeMetricFamily(
+            "model_availability", "Rolling availability", labels=["model"]
+        )
+        score = GaugeMetricFamily(
+            "model_score", "Routing score (higher is better)", labels=["model"]
+        )
+        state = GaugeMetricFamily(
+            "model_circuit_state", "1 for the breaker's current state", labels=["model", "state"]
+        )
+        for name, metrics in self._models.items():
+            snap = metrics.snapshot()
+            calls.add_metric([name, "success"], snap.successes)
+            calls.add_metric([name, "failure"], snap.failures)
+            for label, value in (("0.5", snap.p50), ("0.95", snap.p95), ("0.99", snap.p99)):
+                latency.add_metric([name, label], value)
+            error_rate.add_metric([name], snap.error_rate)
+            availability.add_metric([name], snap.availability)
+            score.add_metric([name], snap.score)
+            if self.state_of is not None:
+                state.add_metric([name, self.state_of(name)], 1.0)
+        yield from (calls, latency, error_rate, availability, score, state)
+
+    def registry(self) -> CollectorRegistry:
+        """A fresh registry holding only this collector."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Adapter(self))
+        return registry
+
+    def exposition(self) -> bytes:
+        """Prometheus text format of every model's current figures."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry())
+
+
+class _Adapter(Collector):
+    def __init__(self, source: MetricsCollector) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        return self.source.collect()
+
+
+class MetricsPolicy:
+    """Records each attempt that reached the upstream, timed by the invoker's stamps."""
+
+    __slots__ = ("counts_as_failure", "metrics")
+
+    def __init__(
+        self, metrics: ModelMetrics, counts_as_failure: Callable[[Outcome], bool] | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.counts_as_failure = counts_as_failure
+
+    async def __call__(self, ctx: Context, next: Next) -> Outcome:
+        ctx.attempt_ended = -1.0
+        outcome = await next(ctx)
+        if ctx.attempt_ended < 0:
+            return outcome  # rejected before reaching the upstream: not an attempt
+        failed = outcome.error is not None
+        if failed and self.counts_as_failure is not None:
+            failed = self.counts_as_failure(outcome)
+        self.metrics.record(ctx.attempt_ended - ctx.attempt_started, failed)
+        return outcome
+
+    def describe(self) -> str:
+        return f"Metrics({self.metrics.model})"

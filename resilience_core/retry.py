@@ -1,0 +1,120 @@
+"""Retry with backoff, jitter, Retry-After and a retry budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backoff import Stop, Wait, exponential, jitter, stop_after_attempt
+from .context import Context
+from .events import RetryBudgetExhausted, RetryScheduled
+from .outcome import Outcome, retry_after_of
+from .policy import Next
+from .predicates import TRANSIENT, Predicate
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_WAIT = exponential(0.1, cap=2.0) + jitter(0.05)
+MAX_RETRY_AFTER = 60.0
+"""A Retry-After longer than this is not waited for: the deadline or a fallback serves better."""
+
+
+class RetryBudget:
+    """Caps retries as a share of calls, so a failing upstream is not hammered.
+
+    Each call deposits `ratio` tokens and time adds `min_per_second`; a retry spends one
+    token. With ratio 0.2, a sustained outage costs at most ~1.2 upstream calls per request.
+
+    Usage::
+
+        Retry(budget=RetryBudget(ratio=0.2, min_per_second=1.0))
+    """
+
+    __slots__ = ("_balance", "_last", "cap", "min_per_second", "ratio")
+
+    def __init__(self, ratio: float = 0.2, *, min_per_second: float = 1.0, cap: float = 10.0):
+        if not 0 <= ratio <= 1 or min_per_second < 0 or cap < 1:
+            raise ValueError("RetryBudget needs 0 <= ratio <= 1, min_per_second >= 0, cap >= 1")
+        self.ratio = ratio
+        self.min_per_second = min_per_second
+        self.cap = cap
+        self._balance = cap
+        self._last: float | None = None
+
+    def deposit(self, now: float) -> None:
+        """Credit one call (and the time since the last credit)."""
+        earned = self.ratio
+        if self._last is not None:
+            earned += (now - self._last) * self.min_per_second
+        self._last = now
+        self._balance = min(self.cap, self._balance + earned)
+
+    def try_spend(self) -> bool:
+        """Take one retry's worth of budget if there is one."""
+        if self._balance >= 1.0:
+            self._balance -= 1.0
+            return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """How often and how patiently to retry.
+
+    Usage::
+
+        RetryConfig(stop=stop_after_attempt(4) | stop_after_delay(5), wait=exponential(0.05))
+    """
+
+    stop: Stop = field(default_factory=lambda: stop_after_attempt(DEFAULT_MAX_ATTEMPTS))
+    wait: Wait = DEFAULT_WAIT
+    handle: Predicate = TRANSIENT
+    honour_retry_after: bool = True
+
+
+class Retry:
+    """Repeat the inner call while its outcome is retryable, the stop rule allows, and the
+    request deadline can still cover the wait plus a useful attempt."""
+
+    __slots__ = ("budget", "config")
+
+    def __init__(self, config: RetryConfig | None = None, *, budget: RetryBudget | None = None):
+        self.config = config if config is not None else RetryConfig()
+        self.budget = budget
+
+    async def __call__(self, ctx: Context, next: Next) -> Outcome:
+        clock = ctx.clock
+        start = clock.now()
+        budget = self.budget
+        if budget is not None:
+            budget.deposit(start)
+        outcome = await next(ctx)
+        if outcome.error is None:
+            return outcome
+        config = self.config
+        attempt = 1
+        while outcome.error is not None and config.handle(outcome):
+            if config.stop(attempt, clock.now() - start):
+                break
+            delay = config.wait(attempt, ctx.rng)
+            hint = retry_after_of(outcome) if config.honour_retry_after else None
+            if hint is not None:
+                if hint > MAX_RETRY_AFTER:
+                    break
+                delay = max(delay, hint)
+            if not ctx.can_start_attempt(delay):
+                break
+            if budget is not None and not budget.try_spend():
+                ctx.events.emit(RetryBudgetExhausted(clock.now(), ctx.model, attempt))
+                break
+            reason = type(outcome.error).__name__
+            ctx.events.emit(RetryScheduled(clock.now(), ctx.model, attempt, delay, reason))
+            await clock.sleep(delay)
+            attempt += 1
+            outcome = await next(ctx)
+        return outcome
+
+    def describe(self) -> str:
+        return f"Retry({self.config.stop!r}, wait={self.config.wait!r})"
+
+
+RetryManager = Retry
+"""The BIP-03 name for the retry policy."""

@@ -1,0 +1,258 @@
+"""ModelRouter: the policies composed over a pool of models behind one `call`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .bulkhead import Bulkhead, BulkheadConfig
+from .circuit.breaker import CircuitBreaker, CircuitBreakerConfig
+from .circuit.policy import CircuitBreakerPolicy
+from .circuit.state import CircuitState
+from .clock import SYSTEM_CLOCK, Clock
+from .context import Call, Context
+from .deadline import Deadline, Timeout
+from .degradation import Degrade, DegradedSource
+from .events import Event, EventBus
+from .fallback import Fallback
+from .metrics import MetricsCollector, MetricsPolicy, ModelMetrics
+from .outcome import Outcome
+from .policy import Pipeline, Policy
+from .recovery import AutoRecovery, RestorationConfig
+from .retry import Retry, RetryBudget, RetryConfig
+from .selection import Plan, Sequential
+
+DEFAULT_DEADLINE = 30.0
+DEFAULT_LATENCY_TARGET = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model in the pool: how to call it and its per-model limits.
+
+    Usage::
+
+        ModelSpec("gpt-a", call_gpt_a, priority=0, timeout=5.0, bulkhead=BulkheadConfig(32, 64))
+    """
+
+    name: str
+    call: Call
+    priority: int = 0
+    weight: float = 1.0
+    timeout: float | None = None
+    bulkhead: BulkheadConfig | None = None
+    breaker: CircuitBreakerConfig | None = None
+    """None uses the router's default breaker config."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("ModelSpec.name must not be empty")
+        if self.weight < 0:
+            raise ValueError(f"ModelSpec.weight must be >= 0 (model {self.name})")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"ModelSpec.timeout must be > 0 (model {self.name})")
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """The policies applied to every request and every model.
+
+    Outermost first: deadline, degradation, fallback by `plan`; then per model: retry (with a
+    budget), recovery, breaker, bulkhead, timeout, metrics. `None` switches a piece off.
+
+    Usage::
+
+        RouterConfig(deadline=10.0, plan=Hedged(0.5), degraded=StaticAnswer("busy, try later"))
+    """
+
+    deadline: float | None = DEFAULT_DEADLINE
+    min_attempt: float = 0.0
+    plan: Plan = field(default_factory=Sequential)
+    retry: RetryConfig | None = field(default_factory=RetryConfig)
+    retry_budget: float | None = 0.2
+    """Retries allowed as a share of calls per model; None = unlimited."""
+    breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    restoration: RestorationConfig | None = field(default_factory=RestorationConfig)
+    degraded: DegradedSource | None = None
+    latency_target: float = DEFAULT_LATENCY_TARGET
+    """Weighted routing scales a model down by `latency_target / ewma_latency` when slower."""
+    metrics_window: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedAnswer:
+    """A successful answer and how it was obtained."""
+
+    value: Any
+    model: str
+    attempts: int
+    degraded: bool
+
+
+class ModelHandle:
+    """One model's live state inside the router: breaker, metrics, recovery, weight, drain."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        config: RouterConfig,
+        metrics: ModelMetrics,
+        events: EventBus,
+        clock: Clock,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.priority = spec.priority
+        self.call = spec.call
+        self.base_weight = spec.weight
+        self.drained = False
+        self.metrics = metrics
+        self._clock = clock
+        self._latency_target = config.latency_target
+        self.breaker = CircuitBreaker(spec.name, spec.breaker or config.breaker, emit=events.emit)
+        self.recovery = (
+            AutoRecovery(self.breaker, config.restoration, emit=events.emit)
+            if config.restoration is not None
+            else None
+        )
+        self.bulkhead = Bulkhead(spec.bulkhead, spec.name) if spec.bulkhead is not None else None
+        policies: list[Policy] = []
+        if config.retry is not None:
+            budget = RetryBudget(config.retry_budget) if config.retry_budget is not None else None
+            policies.append(Retry(config.retry, budget=budget))
+        if self.recovery is not None:
+            policies.append(self.recovery)
+        policies.append(CircuitBreakerPolicy(self.breaker))
+        if self.bulkhead is not None:
+            policies.append(self.bulkhead)
+        if spec.timeout is not None:
+            policies.append(Timeout(spec.timeout))
+        policies.append(MetricsPolicy(metrics))
+        self.pipeline = Pipeline(*policies)
+
+    @property
+    def available(self) -> bool:
+        """May take new traffic: not drained, not isolated, weight above zero."""
+        return (
+            not self.drained
+            and self.base_weight > 0
+            and self.breaker.state is not CircuitState.ISOLATED
+        )
+
+    def weight(self) -> float:
+        """Base weight scaled by live success (EWMA error) and speed (EWMA latency vs target)."""
+        metrics = self.metrics
+        factor = (1.0 - metrics.ewma_error) ** 2
+        latency = metrics.ewma_latency
+        if latency is not None and latency > self._latency_target:
+            factor *= self._latency_target / latency
+        return self.base_weight * factor
+
+    def admission(self) -> float:
+        return self.recovery.admission(self._clock.now()) if self.recovery is not None else 1.0
+
+    def run(self, ctx: Context) -> Awaitable[Outcome]:
+        return self.pipeline.run(ctx)
+
+    def state(self) -> dict[str, Any]:
+        snap = self.metrics.snapshot()
+        return {
+            "model": self.name,
+            "circuit": self.breaker.state.value,
+            "drained": self.drained,
+            "weight": self.base_weight,
+            "effective_weight": self.weight(),
+            "restoration_share": self.admission(),
+            "calls": snap.calls,
+            "error_rate": snap.error_rate,
+            "p50": snap.p50,
+            "p99": snap.p99,
+        }
+
+
+class ModelRouter:
+    """Routes each request over a pool of models with every resilience policy applied.
+
+    Usage::
+
+        router = ModelRouter([ModelSpec("a", call_a), ModelSpec("b", call_b, priority=1)])
+        answer = await router.call({"messages": [...]})
+        answer.value, answer.model, answer.attempts, answer.degraded
+    """
+
+    def __init__(
+        self,
+        models: Sequence[ModelSpec],
+        config: RouterConfig | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("ModelRouter needs at least one model")
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"duplicate model names: {sorted({n for n in names if names.count(n) > 1})}"
+            )
+        self.config = config if config is not None else RouterConfig()
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self.events = events if events is not None else EventBus()
+        self.metrics = MetricsCollector(
+            window=self.config.metrics_window, state_of=self._circuit_of
+        )
+        self.models: dict[str, ModelHandle] = {
+            spec.name: ModelHandle(
+                spec, self.config, self.metrics.model(spec.name), self.events, clock
+            )
+            for spec in models
+        }
+        self.events.subscribe(self._route_event)
+        self.fallback = Fallback(self._candidates, self.config.plan)
+        outer: list[Policy] = []
+        if self.config.deadline is not None:
+            outer.append(Deadline(self.config.deadline, self.config.min_attempt))
+        if self.config.degraded is not None:
+            outer.append(Degrade(self.config.degraded))
+        self.pipeline = Pipeline(*outer, terminal=self.fallback.run)
+
+    def _candidates(self, ctx: Context) -> list[ModelHandle]:
+        return [handle for handle in self.models.values() if handle.available]
+
+    def _circuit_of(self, name: str) -> str:
+        return self.models[name].breaker.state.value
+
+    def _route_event(self, event: Event) -> None:
+        handle = self.models.get(event.model) if event.model is not None else None
+        if handle is not None and handle.recovery is not None:
+            handle.recovery.on_event(event)
+
+    async def execute(self, request: Any) -> Outcome:
+        """Route `request`; the outcome is a value (never raises for upstream failures)."""
+        ctx = Context(request, _no_direct_call, clock=self.clock, rng=self.rng, events=self.events)
+        outcome = await self.pipeline.run(ctx)
+        outcome.attempts = ctx.attempts
+        return outcome
+
+    async def call(self, request: Any) -> RoutedAnswer:
+        """Route `request` and return the answer, or raise the failure."""
+        outcome = await self.execute(request)
+        if outcome.error is not None:
+            raise outcome.error
+        return RoutedAnswer(outcome.value, outcome.model or "?", outcome.attempts, outcome.degraded)
+
+    def state(self) -> list[dict[str, Any]]:
+        """Every model's circuit, weight, restoration share and rolling figures."""
+        return [handle.state() for handle in self.models.values()]
+
+    def describe(self) -> list[str]:
+        first = next(iter(self.models.values()))
+        return [*self.pipeline.describe(), self.fallback.describe(), *first.pipeline.describe()]
+
+
+async def _no_direct_call(request: Any) -> Any:
+    raise RuntimeError("the router calls models through their own pipelines")

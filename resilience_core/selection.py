@@ -1,0 +1,114 @@
+"""Selection plans: in what order a fallback tries candidates, and whether it overlaps them.
+
+One fallback policy runs every plan (after Polly's hedging): `Sequential` tries by priority,
+`Hedged(delay)` starts the next candidate when the earlier ones have not answered within
+`delay` (0 races them all), `Weighted` orders by live weight. Weighted and hedged combine.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .context import Call, Context
+from .outcome import Outcome
+
+
+class Candidate(Protocol):
+    """A model the fallback may try."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def call(self) -> Call: ...
+
+    def weight(self) -> float:
+        """Current routing weight (0 = no traffic)."""
+        ...
+
+    def admission(self) -> float:
+        """Share of requests that may try this model first (progressive restoration)."""
+        ...
+
+    def run(self, ctx: Context) -> Awaitable[Outcome]: ...
+
+
+class Plan(Protocol):
+    """Orders candidates; `hedge_delay` is inf for one-at-a-time plans."""
+
+    @property
+    def hedge_delay(self) -> float: ...
+
+    def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sequential:
+    """Priority order (lower number first), one at a time.
+
+    Usage::
+
+        Fallback(models, Sequential())
+    """
+
+    hedge_delay: float = math.inf
+
+    def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
+        return sorted(candidates, key=_priority)
+
+
+@dataclass(frozen=True, slots=True)
+class Hedged:
+    """Priority order, starting the next candidate every `delay` seconds until one succeeds.
+
+    Usage::
+
+        Fallback(models, Hedged(0.3))   # second model starts if the first is silent for 300 ms
+    """
+
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.delay < 0:
+            raise ValueError("Hedged.delay must be >= 0")
+
+    @property
+    def hedge_delay(self) -> float:
+        return self.delay
+
+    def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
+        return sorted(candidates, key=_priority)
+
+
+@dataclass(frozen=True, slots=True)
+class Weighted:
+    """Random order drawn by weight: the first pick follows the weights exactly; zero-weight
+    candidates are left out. `hedge_delay` makes it weighted and hedged.
+
+    Usage::
+
+        Fallback(models, Weighted())
+    """
+
+    hedge_delay: float = math.inf
+
+    def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
+        # Efraimidis-Spirakis: sort by u ** (1 / w), a weighted draw without replacement.
+        keyed = []
+        for candidate in candidates:
+            weight = candidate.weight()
+            if weight > 0:
+                keyed.append((rng.random() ** (1.0 / weight), candidate))
+        keyed.sort(key=lambda pair: pair[0], reverse=True)
+        return [candidate for _, candidate in keyed]
+
+
+def _priority(candidate: Candidate) -> int:
+    return candidate.priority
