@@ -125,9 +125,8 @@ def run_demo() -> int:
         origin = entry.get("from", "")
         target = entry.get("to", entry.get("action", ""))
         reason = entry.get("reason", entry.get("why", ""))
-        print(
-            f"  t={entry['at']:7.2f}s  {entry['model']:<8} {entry['kind']:<22} {origin!s:>9} -> {target!s:<10} {reason}"
-        )
+        where = f"t={entry['at']:7.2f}s  {entry['model']:<8} {entry['kind']:<22}"
+        print(f"  {where} {origin!s:>9} -> {target!s:<10} {reason}")
     degraded = sum(1 for e in audit if e["kind"] == "DegradedAnswerServed")
     print(f"  (+ {degraded} DegradedAnswerServed entries)")
     return 0

@@ -64,23 +64,24 @@ _per_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = WeakKeyDicti
 _per_clock: WeakKeyDictionary[object, Watchdog] = WeakKeyDictionary()
 
 
-class _Last:
-    """The last loop's watchdog: nearly every process runs one loop, so skip the weak dict."""
+_last: tuple[asyncio.AbstractEventLoop | None, Watchdog | None] = (None, None)
+"""The last loop's watchdog: nearly every process runs one loop, so skip the weak dict."""
 
-    loop: asyncio.AbstractEventLoop | None = None
-    dog: Watchdog | None = None
+_get_running_loop = asyncio.get_running_loop
 
 
 def watchdog_for(clock: Clock) -> Watchdog:
     """The watchdog of `clock`; for the loop clock, that of the running loop."""
+    global _last
     if type(clock) is LoopClock:
-        loop = asyncio.get_running_loop()
-        if loop is _Last.loop and _Last.dog is not None:
-            return _Last.dog
+        loop = _get_running_loop()
+        last_loop, last_dog = _last
+        if loop is last_loop and last_dog is not None:
+            return last_dog
         dog = _per_loop.get(loop)
         if dog is None:
             dog = _per_loop[loop] = Watchdog(clock)
-        _Last.loop, _Last.dog = loop, dog
+        _last = (loop, dog)
         return dog
     dog = _per_clock.get(clock)
     if dog is None:

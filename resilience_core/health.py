@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .clock import SYSTEM_CLOCK, Clock
+from .deadline import Timeout
 from .events import EventBus, HealthChanged
 from .metrics import percentile
+from .policy import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,8 @@ Probe = Callable[[], Awaitable[object]]
 
 
 class HealthStatus(StrEnum):
+    """A model's health as judged from its recent probes."""
+
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
@@ -133,12 +137,11 @@ class HealthChecker:
         thresholds = self._thresholds(model)
         clock = self.clock
         started = clock.now()
-        ok = True
-        try:
-            async with asyncio.timeout(thresholds.probe_timeout):
-                await self._probes[model]()
-        except Exception:
-            ok = False
+        probe = self._probes[model]
+        outcome = await Pipeline(Timeout(thresholds.probe_timeout)).execute(
+            lambda _: probe(), None, clock=clock, model=model
+        )
+        ok = outcome.error is None
         latency = clock.now() - started
         self._results[model].append((ok, latency))
         self._consecutive[model] = 0 if ok else self._consecutive[model] + 1

@@ -66,14 +66,14 @@ async def invoke(ctx: Context) -> Outcome:
         try:
             value = await ctx.call(ctx.request)
         except Exception as exc:
-            return Outcome(error=exc, model=ctx.model, attempts=1)
+            return Outcome(error=exc, model=ctx.model, attempts=ctx.attempts)
         finally:
             ctx.attempt_ended = clock.now()
-        return Outcome(value, model=ctx.model, attempts=1)
+        return Outcome(value, None, ctx.model, ctx.attempts)
 
     if now >= when:
         ctx.attempt_ended = now
-        return Outcome(error=_expired(ctx, when), model=ctx.model, attempts=1)
+        return Outcome(error=_expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
     task = asyncio.current_task()
     assert task is not None, "invoke must run inside a task"
     cancelling = task.cancelling()
@@ -84,10 +84,10 @@ async def invoke(ctx: Context) -> Outcome:
         value = await ctx.call(ctx.request)
     except asyncio.CancelledError:
         if expiry.fired and task.uncancel() <= cancelling:
-            return Outcome(error=_expired(ctx, when), model=ctx.model, attempts=1)
+            return Outcome(error=_expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
         raise
     except Exception as exc:
-        return Outcome(error=exc, model=ctx.model, attempts=1)
+        return Outcome(error=exc, model=ctx.model, attempts=ctx.attempts)
     finally:
         watchdog.remove(expiry)
         ctx.attempt_ended = clock.now()
@@ -95,7 +95,7 @@ async def invoke(ctx: Context) -> Outcome:
         # The timer fired in the same loop iteration the call finished: consume our own
         # cancellation request so it does not hit the caller's next await.
         task.uncancel()
-    return Outcome(value, model=ctx.model, attempts=1)
+    return Outcome(value, None, ctx.model, ctx.attempts)
 
 
 class Pipeline:
@@ -123,7 +123,7 @@ class Pipeline:
         """Run the chain on an existing context (used when pipelines nest)."""
         return self._entry(ctx)
 
-    async def execute(
+    def execute(
         self,
         call: Call,
         request: Any,
@@ -132,12 +132,13 @@ class Pipeline:
         rng: random.Random | None = None,
         events: EventBus | None = None,
         model: str | None = None,
-    ) -> Outcome:
-        """Call `call(request)` through every policy and return the outcome as a value."""
+    ) -> Awaitable[Outcome]:
+        """Call `call(request)` through every policy and return the outcome as a value.
+
+        Each attempt's outcome carries the running attempt count, so the last one reports
+        the total without an extra wrapping coroutine here."""
         ctx = Context(request, call, clock=clock, rng=rng, events=events, model=model)
-        outcome = await self._entry(ctx)
-        outcome.attempts = ctx.attempts
-        return outcome
+        return self._entry(ctx)
 
     def describe(self) -> list[str]:
         """The composition, outermost first, for logs and tests."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .backoff import Stop, Wait, exponential, jitter, stop_after_attempt
 from .context import Context
+from .errors import RejectedError
 from .events import RetryBudgetExhausted, RetryScheduled
 from .outcome import Outcome, retry_after_of
 from .policy import Next
@@ -109,7 +110,12 @@ class Retry:
             ctx.events.emit(RetryScheduled(clock.now(), ctx.model, attempt, delay, reason))
             await clock.sleep(delay)
             attempt += 1
+            previous = outcome
             outcome = await next(ctx)
+            if isinstance(outcome.error, RejectedError):
+                # The breaker or bulkhead refused the retry: the upstream's own last
+                # failure says more to the caller than "circuit open".
+                return previous
         return outcome
 
     def describe(self) -> str:

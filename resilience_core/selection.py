@@ -100,12 +100,17 @@ class Weighted:
     hedge_delay: float = math.inf
 
     def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
-        # Efraimidis-Spirakis: sort by u ** (1 / w), a weighted draw without replacement.
+        # Efraimidis-Spirakis (u ** (1/w), largest first) in log space over weights relative
+        # to the largest, so tiny or huge weights cannot underflow every key to the same
+        # value and hand the tie to list order.
+        weighted = [(c.weight(), c) for c in candidates]
+        heaviest = max((w for w, _ in weighted), default=0.0)
         keyed = []
-        for candidate in candidates:
-            weight = candidate.weight()
+        for weight, candidate in weighted:
             if weight > 0:
-                keyed.append((rng.random() ** (1.0 / weight), candidate))
+                relative = weight / heaviest  # 0 when negligible beside the heaviest
+                key = math.log(1.0 - rng.random()) / relative if relative > 0 else -math.inf
+                keyed.append((key, candidate))
         keyed.sort(key=lambda pair: pair[0], reverse=True)
         return [candidate for _, candidate in keyed]
 

@@ -154,7 +154,8 @@ def render(results: dict[str, float], memory: dict[str, float], args: argparse.N
     lines = [
         "## Core overhead per call (success path)",
         "",
-        f"Command: `{args.command}`; {args.rounds} interleaved rounds x {args.calls} calls, median.",
+        f"Command: `{args.command}`; {args.rounds} interleaved rounds x {args.calls} calls, "
+        "median.",
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
         f"{_cpu_count()} cores (shared and noisy: compare ratios, not absolutes).",
         "",
@@ -165,8 +166,8 @@ def render(results: dict[str, float], memory: dict[str, float], args: argparse.N
         lines.append(f"| {name} | {ns:,.0f} | {ns / reference:.3f} |")
     lines += [
         "",
-        f"Memory per model in a 500-model ModelRouter: {memory['built'] / 1024:.1f} KiB when built, "
-        f"{memory['warm'] / 1024:.1f} KiB after 200 calls each (metrics and breaker windows full).",
+        f"Memory per model in a 500-model ModelRouter: {memory['built'] / 1024:.1f} KiB when "
+        f"built, {memory['warm'] / 1024:.1f} KiB after 200 calls each (windows full).",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()),
         "",
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/core.md"))
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
     args.command = "make bench" if argv is None and len(sys.argv) == 1 else " ".join(sys.argv)
     results = asyncio.run(measure(args.rounds, args.calls))
@@ -198,9 +200,23 @@ def main(argv: list[str] | None = None) -> int:
         ),
         encoding="utf-8",
     )
+    if args.readme.exists():
+        quote_in_readme(args.readme, text)
     print(text)
-    print(f"written to {args.out}")
+    print(f"written to {args.out} and quoted in {args.readme}")
     return 0
+
+
+def quote_in_readme(readme: Path, text: str) -> None:
+    """Replace the figures between the README's bench markers, so it never quotes stale ones."""
+    start, end = "<!-- bench:core -->", "<!-- /bench:core -->"
+    content = readme.read_text(encoding="utf-8")
+    if start not in content or end not in content:
+        return
+    table = "\n".join(line for line in text.splitlines() if not line.startswith("## "))
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{start}\n{table.strip()}\n{end}{after}", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,239 @@
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resilience_core import (
+    AllModelsFailedError,
+    CachedAnswer,
+    Context,
+    Deadline,
+    Degrade,
+    DegradedAnswerServed,
+    EventBus,
+    Fallback,
+    FallbackUsed,
+    Hedged,
+    HedgeStarted,
+    NoCandidateError,
+    ParallelFallback,
+    Pipeline,
+    Sequential,
+    SequentialFallback,
+    StaticAnswer,
+    Timeout,
+    Weighted,
+    WeightedFallback,
+)
+from tests.conftest import Scripted, error, run_on
+
+
+@dataclass(eq=False)
+class Model:
+    name: str
+    call: Scripted
+    priority: int = 0
+    share: float = 1.0
+    _weight: float = 1.0
+    pipeline: Pipeline = field(default_factory=Pipeline)
+
+    def weight(self):
+        return self._weight
+
+    def admission(self):
+        return self.share
+
+    def run(self, ctx):
+        return self.pipeline.run(ctx)
+
+
+def route(clock, fallback, outer=(), events=None, rng=None):
+    pipeline = Pipeline(*outer, terminal=fallback.run)
+
+    async def go():
+        ctx = Context({}, None, clock=clock, events=events, rng=rng or random.Random(1))
+        outcome = await pipeline.run(ctx)
+        outcome.attempts = ctx.attempts
+        return outcome
+
+    return run_on(clock, go)
+
+
+def test_sequential_tries_by_priority_until_one_succeeds(clock):
+    a = Model("a", Scripted(clock, [error(503)]), priority=0)
+    b = Model("b", Scripted(clock, ["from b"]), priority=1)
+    c = Model("c", Scripted(clock, ["from c"]), priority=2)
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+    outcome = route(clock, SequentialFallback([c, b, a]), events=events)
+    assert (outcome.value, outcome.model, outcome.attempts) == ("from b", "b", 2)
+    assert len(c.call.calls) == 0
+    assert [(e.from_model, e.to_model) for e in seen if isinstance(e, FallbackUsed)] == [("a", "b")]
+
+
+def test_all_failing_reports_every_failure(clock):
+    a = Model("a", Scripted(clock, [error(503)]))
+    b = Model("b", Scripted(clock, [error(500)]), priority=1)
+    outcome = route(clock, Fallback([a, b]))
+    assert isinstance(outcome.error, AllModelsFailedError)
+    assert set(outcome.error.failures) == {"a", "b"}
+
+
+def test_client_error_is_final_and_not_passed_to_the_next_model(clock):
+    a = Model("a", Scripted(clock, [error(400)]))
+    b = Model("b", Scripted(clock, ["ok"]), priority=1)
+    outcome = route(clock, Fallback([a, b]))
+    assert outcome.error.status == 400
+    assert b.call.calls == []
+
+
+def test_context_length_error_falls_back_to_a_larger_model(clock):
+    a = Model("a", Scripted(clock, [error(400, code="context_length_exceeded")]))
+    b = Model("b", Scripted(clock, ["ok"]), priority=1)
+    assert route(clock, Fallback([a, b])).value == "ok"
+
+
+def test_hedged_starts_next_after_delay_and_cancels_the_loser(clock):
+    slow = Model("slow", Scripted(clock, [(5.0, "slow answer")]), priority=0)
+    fast = Model("fast", Scripted(clock, [(0.1, "fast answer")]), priority=1)
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+    outcome = route(clock, ParallelFallback([slow, fast], delay=0.3), events=events)
+    assert outcome.value == "fast answer"
+    assert clock.now() == pytest.approx(0.4)
+    assert fast.call.calls == pytest.approx([0.3])
+    assert outcome.attempts == 2
+    assert [e.model for e in seen if isinstance(e, HedgeStarted)] == ["fast"]
+
+
+def test_hedged_with_zero_delay_races_everyone(clock):
+    models = [
+        Model(f"m{i}", Scripted(clock, [(1.0 - i * 0.2, f"a{i}")]), priority=i) for i in range(4)
+    ]
+    outcome = route(clock, Fallback(models, Hedged(0.0)))
+    assert outcome.value == "a3"
+    assert all(m.call.calls == [0.0] for m in models)
+    assert clock.now() == pytest.approx(0.4)
+
+
+def test_hedged_moves_on_at_once_when_the_first_fails_fast(clock):
+    a = Model("a", Scripted(clock, [(0.01, error(503))]))
+    b = Model("b", Scripted(clock, ["ok"]), priority=1)
+    outcome = route(clock, Fallback([a, b], Hedged(10.0)))
+    assert outcome.value == "ok"
+    assert b.call.calls == pytest.approx([0.01])
+
+
+def test_hedging_respects_the_deadline(clock):
+    models = [
+        Model(
+            f"m{i}", Scripted(clock, [(100.0, "late")]), priority=i, pipeline=Pipeline(Timeout(50))
+        )
+        for i in range(5)
+    ]
+    outcome = route(clock, Fallback(models, Hedged(1.0)), outer=(Deadline(2.5),))
+    assert outcome.error is not None
+    assert clock.now() == pytest.approx(2.5)
+    started = [m for m in models if m.call.calls]
+    assert len(started) == 3  # at 0, 1 and 2 s; none after the budget
+
+
+def test_weighted_first_pick_follows_weights(clock):
+    counts = Counter()
+    a = Model("a", Scripted(clock, ["a"]), _weight=3.0)
+    b = Model("b", Scripted(clock, ["b"]), _weight=1.0)
+    rng = random.Random(5)
+    fallback = WeightedFallback([a, b])
+    for _ in range(4000):
+        counts[route(clock, fallback, rng=rng).value] += 1
+    assert counts["a"] / 4000 == pytest.approx(0.75, abs=0.03)
+
+
+def test_zero_weight_and_no_candidates_are_reported(clock):
+    a = Model("a", Scripted(clock, ["a"]), _weight=0.0)
+    outcome = route(clock, Fallback([a], Weighted()))
+    assert isinstance(outcome.error, NoCandidateError)
+
+
+def test_restoring_model_is_tried_first_only_for_its_share(clock):
+    restoring = Model("new", Scripted(clock, ["new"]), priority=0, share=0.1)
+    steady = Model("old", Scripted(clock, ["old"]), priority=1)
+    rng = random.Random(3)
+    served = Counter(
+        route(clock, Fallback([restoring, steady]), rng=rng).value for _ in range(3000)
+    )
+    assert served["new"] / 3000 == pytest.approx(0.1, abs=0.025)
+
+
+def test_restoring_model_is_still_a_reserve_when_others_fail(clock):
+    restoring = Model("new", Scripted(clock, ["new"]), priority=0, share=0.0)
+    broken = Model("old", Scripted(clock, [error(503)]), priority=1)
+    assert route(clock, Fallback([restoring, broken])).value == "new"
+
+
+def test_degraded_static_answer_is_marked_and_announced(clock):
+    a = Model("a", Scripted(clock, [error(503)]))
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+    outcome = route(clock, Fallback([a]), outer=(Degrade(StaticAnswer("sorry")),), events=events)
+    assert (outcome.value, outcome.degraded, outcome.model) == ("sorry", True, "degraded")
+    assert any(isinstance(e, DegradedAnswerServed) for e in seen)
+
+
+def test_degraded_cached_answer_replays_the_last_good_answer(clock):
+    a = Model("a", Scripted(clock, ["fresh", error(503)]))
+    cache = CachedAnswer(key=lambda request: "same")
+    fallback = Fallback([a])
+    first = route(clock, fallback, outer=(Degrade(cache),))
+    second = route(clock, fallback, outer=(Degrade(cache),))
+    assert (first.value, first.degraded) == ("fresh", False)
+    assert (second.value, second.degraded) == ("fresh", True)
+
+
+def test_degradation_does_not_hide_client_errors(clock):
+    a = Model("a", Scripted(clock, [error(400)]))
+    outcome = route(clock, Fallback([a]), outer=(Degrade(StaticAnswer("sorry")),))
+    assert outcome.error.status == 400
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.floats(0.0, 10.0), min_size=2, max_size=6),
+    seed=st.integers(0, 10_000),
+)
+def test_weighted_shares_follow_weights_and_zero_weight_gets_none(weights, seed):
+    class W:
+        def __init__(self, i, w):
+            self.name, self.priority, self._w = f"m{i}", i, w
+
+        def weight(self):
+            return self._w
+
+    total = sum(weights)
+    candidates = [W(i, w) for i, w in enumerate(weights)]
+    rng = random.Random(seed)
+    draws = 3000
+    firsts = Counter()
+    for _ in range(draws):
+        order = Weighted().order(candidates, rng)
+        assert all(c.weight() > 0 for c in order)
+        if order:
+            firsts[order[0].name] += 1
+    for c in candidates:
+        expected = c.weight() / total if total else 0.0
+        assert firsts[c.name] / draws == pytest.approx(expected, abs=0.05)
+
+
+def test_sequential_plan_orders_by_priority_stably():
+    class P:
+        def __init__(self, name, priority):
+            self.name, self.priority = name, priority
+
+    order = Sequential().order([P("b", 1), P("a", 0), P("c", 1)], random.Random(0))
+    assert [p.name for p in order] == ["a", "b", "c"]

@@ -1,0 +1,64 @@
+"""Each package's public surface is explicit, sorted, importable and side-effect free."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+PACKAGES = ["resilience_core", "resilience_core.circuit", "harness", "reports"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted_unique_and_importable(name):
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert len(exported) == len(set(exported))
+    assert exported == sorted(
+        exported, key=lambda n: (not n.isupper(), n.startswith("_"), n.lower())
+    )
+    for symbol in exported:
+        assert hasattr(module, symbol), f"{name}.{symbol} is listed but missing"
+
+
+def test_spec_names_are_importable_from_resilience_core():
+    import resilience_core as rc
+
+    for name in [
+        "HealthChecker",
+        "MetricsCollector",
+        "CircuitBreaker",
+        "RetryManager",
+        "SequentialFallback",
+        "ParallelFallback",
+        "WeightedFallback",
+        "AutoRecovery",
+        "RecoveryService",
+    ]:
+        assert name in rc.__all__
+    assert rc.RetryManager is rc.Retry
+    assert issubclass(rc.ParallelFallback, rc.Fallback)
+
+
+def test_every_public_name_has_a_docstring():
+    import resilience_core as rc
+
+    missing = [
+        n
+        for n in rc.__all__
+        if callable(getattr(rc, n))
+        and isinstance(getattr(rc, n), type)
+        and not (getattr(rc, n).__doc__ or "").strip()
+    ]
+    assert missing == []
+
+
+def test_core_imports_nothing_of_ours_nor_locust():
+    code = (
+        "import sys, resilience_core, resilience_core.testing;"
+        "ours = ('harness', 'reports', 'locust', 'gevent');"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ours];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
