@@ -98,3 +98,15 @@ def test_real_loop_clock_enforces_timeouts():
 
     outcome = asyncio.run(main())
     assert isinstance(outcome.error, AttemptTimeoutError)
+
+
+def test_outer_cancel_in_the_same_turn_as_the_timeout_still_propagates(clock):
+    async def main():
+        task = asyncio.ensure_future(Pipeline(Timeout(1.0)).execute(never_answers, {}, clock=clock))
+        await clock.settle()
+        clock.advance(1.0)  # the watchdog cancels the attempt for its timeout...
+        task.cancel()  # ...and the caller gives up in the same loop turn
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

@@ -150,3 +150,12 @@ def test_retry_schedule_never_passes_deadline_and_attempts_are_bounded(
     assert len(upstream.calls) <= attempts
     assert all(t < deadline for t in upstream.calls)
     assert clock.now() <= deadline + 1e-9
+
+
+@pytest.mark.parametrize("code", ["context_length_exceeded", "content_filter"])
+def test_provider_error_codes_are_final_whatever_the_status(clock, code):
+    failure = error(503, code=code)  # some gateways wrap these in a 5xx
+    upstream = Scripted(clock, [failure, "ok"])
+    outcome = execute(clock, Pipeline(Retry()), upstream)
+    assert outcome.error is failure
+    assert len(upstream.calls) == 1
