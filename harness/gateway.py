@@ -1,0 +1,389 @@
+"""The system under test we ship: an OpenAI-compatible gateway built on resilience_core.
+
+`resilient` mode routes each public model name (a group) through a `ModelRouter`; `passthrough`
+is the control: the same server and upstream client, round-robin, one attempt, no policies.
+
+Run: `python -m harness.gateway --config gateway.yaml [--ready-file F]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from harness.gateway_config import GatewayConfig, Group
+from harness.upstream import StreamStart, Upstream
+from resilience_core import (
+    AttemptTimeoutError,
+    AuditTrail,
+    BulkheadConfig,
+    DeadlineExceededError,
+    ModelCallError,
+    ModelRouter,
+    ModelSpec,
+    Outcome,
+    RejectedError,
+    RouterConfig,
+    StaticAnswer,
+)
+
+log = logging.getLogger("harness.gateway")
+
+
+def openai_error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
+    """An OpenAI-style error body: a clear message, never upstream URLs, keys or tracebacks."""
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "code": code}}, status=status
+    )
+
+
+def error_response(error: BaseException | None) -> web.Response:
+    if isinstance(error, ModelCallError) and error.status is not None and error.status < 500:
+        return openai_error(
+            error.status,
+            f"upstream rejected the request ({error.status})",
+            "invalid_request_error" if error.status != 429 else "rate_limit_error",
+            error.code,
+        )
+    if isinstance(error, DeadlineExceededError | AttemptTimeoutError | TimeoutError):
+        return openai_error(504, "the model did not answer in time", "timeout")
+    if isinstance(error, RejectedError):
+        return openai_error(503, "no model is available right now", "service_unavailable")
+    return openai_error(502, "the model failed to answer", "upstream_error")
+
+
+class Gateway:
+    """Holds the routers (or round-robin pools), the upstream session and the admin token."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.token = os.environ.get("CHAOS_ADMIN_TOKEN") or config.admin_token
+        self.session: aiohttp.ClientSession | None = None
+        self.routers: dict[str, ModelRouter] = {}
+        self.pools: dict[str, list[tuple[str, Upstream]]] = {}
+        self._turns: dict[str, Iterator[int]] = {}
+        self.audit: AuditTrail | None = None
+        self.bad_tokens = 0
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+        )
+        if self.config.audit_path:
+            self.audit = AuditTrail(self.config.audit_path)
+        for name, group in self._groups().items():
+            upstreams = [
+                (f"{d.provider}/{d.model}", d, self._upstream(d.provider, d.model))
+                for d in group.deployments
+            ]
+            self.pools[name] = [(label, upstream) for label, _, upstream in upstreams]
+            self._turns[name] = itertools.cycle(range(len(upstreams)))
+            if self.config.mode == "resilient":
+                self.routers[name] = self._router(group, upstreams)
+
+    def _groups(self) -> dict[str, Group]:
+        """Configured groups, plus one implicit group per explicitly named provider model."""
+        from harness.gateway_config import Deployment
+
+        groups = dict(self.config.groups)
+        for provider in self.config.providers:
+            for model in provider.models:
+                if "*" not in model and "?" not in model and model not in groups:
+                    groups[model] = Group(
+                        deployments=[Deployment(provider=provider.name, model=model)]
+                    )
+        return groups
+
+    def _upstream(self, provider_name: str, model: str) -> Upstream:
+        provider = self.config.provider(provider_name)
+        assert self.session is not None
+        return Upstream(self.session, provider.base_url, model, provider.api_key)
+
+    def _router(self, group: Group, upstreams: list[tuple[str, Any, Upstream]]) -> ModelRouter:
+        policies = self.config.policies
+        bulkhead = (
+            BulkheadConfig(policies.max_concurrent, policies.max_queue)
+            if policies.max_concurrent
+            else None
+        )
+        specs = [
+            ModelSpec(
+                label,
+                upstream,
+                priority=d.priority,
+                weight=d.weight,
+                timeout=policies.attempt_timeout,
+                bulkhead=bulkhead,
+            )
+            for label, d, upstream in upstreams
+        ]
+        config = RouterConfig(
+            deadline=policies.deadline,
+            plan=group.selection(),
+            retry=policies.retry.to_core() if policies.retry else None,
+            retry_budget=policies.retry.budget if policies.retry else None,
+            breaker=policies.breaker.to_core(),
+            restoration=policies.restoration.to_core() if policies.restoration else None,
+            degraded=StaticAnswer(policies.degraded_answer) if policies.degraded_answer else None,
+        )
+        router = ModelRouter(specs, config)
+        if self.audit is not None:
+            router.events.subscribe(self.audit)
+        return router
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.audit is not None:
+            self.audit.close()
+
+    async def route(self, group: str, body: dict[str, Any]) -> Outcome:
+        if self.config.mode == "passthrough":
+            label, upstream = self.pools[group][next(self._turns[group])]
+            try:
+                return Outcome(await upstream(body), model=label, attempts=1)
+            except Exception as exc:
+                return Outcome(error=exc, model=label, attempts=1)
+        return await self.routers[group].execute(body)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return openai_error(400, "request body is not valid JSON", "invalid_request_error")
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return openai_error(400, "the request needs a string 'model'", "invalid_request_error")
+        chain = [body["model"], *self._fallbacks(body)]
+        unknown = [name for name in chain if name not in self.pools]
+        if unknown:
+            return openai_error(
+                404, f"unknown model {unknown[0]!r}", "invalid_request_error", "model_not_found"
+            )
+        attempts = 0
+        outcome = Outcome(error=RuntimeError("no model tried"))
+        for name in chain:
+            outcome = await self.route(name, body)
+            attempts += outcome.attempts
+            if outcome.ok or not self._worth_falling_back(outcome):
+                break
+        headers = {
+            "x-served-by": outcome.model or "",
+            "x-attempts": str(attempts),
+            "x-degraded": "true" if outcome.degraded else "false",
+            "x-gateway-ms": f"{(time.monotonic() - started) * 1000:.2f}",
+        }
+        if not outcome.ok:
+            response = error_response(outcome.error)
+            response.headers.update(headers)
+            return response
+        value = outcome.value
+        if isinstance(value, StreamStart):
+            return await self._relay(request, value, headers)
+        if outcome.degraded:
+            value = _degraded_completion(str(value), bool(body.get("stream")))
+            if body.get("stream"):
+                return await self._send_events(request, [json.dumps(value).encode()], headers)
+        return web.json_response(value, headers=headers)
+
+    def _fallbacks(self, body: dict[str, Any]) -> list[str]:
+        requested = body.get("fallbacks")
+        if isinstance(requested, list):
+            return [str(name) for name in requested]
+        group = self.config.groups.get(body["model"])
+        return list(group.fallbacks) if group and self.config.mode == "resilient" else []
+
+    @staticmethod
+    def _worth_falling_back(outcome: Outcome) -> bool:
+        error = outcome.error
+        return not (
+            isinstance(error, ModelCallError)
+            and error.status in (400, 401, 403, 422)
+            and error.code != "context_length_exceeded"
+        )
+
+    async def _relay(
+        self, request: web.Request, stream: StreamStart, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        try:
+            await response.write(b"data: " + stream.first + b"\n\n")
+            async for payload in stream.events(self.config.policies.stream_idle_timeout):
+                await response.write(b"data: " + payload + b"\n\n")
+        except (ModelCallError, TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            # Bytes have gone out: no failover now. End with an in-band error and no [DONE],
+            # so no client mistakes the truncated answer for a complete one.
+            message = (
+                "the model stream failed mid-answer"
+                if not isinstance(exc, TimeoutError)
+                else "the model stream stalled"
+            )
+            error = {
+                "error": {"message": message, "type": "stream_error", "code": "stream_interrupted"}
+            }
+            await _write_quietly(response, f"data: {json.dumps(error)}\n\n".encode())
+            return response
+        except ConnectionResetError:
+            stream.close()
+            return response
+        await _write_quietly(response, b"data: [DONE]\n\n")
+        return response
+
+    async def _send_events(
+        self, request: web.Request, payloads: list[bytes], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for payload in payloads:
+            await response.write(b"data: " + payload + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    def authorized(self, request: web.Request) -> bool:
+        supplied = request.headers.get("Authorization", "")
+        expected = f"Bearer {self.token}" if self.token else None
+        ok = expected is not None and hmac.compare_digest(supplied.encode(), expected.encode())
+        if not ok:
+            self.bad_tokens += 1
+            log.warning("admin request refused from %s (bad or missing token)", request.remote)
+        return ok
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "mode": self.config.mode,
+            "groups": {name: router.state() for name, router in self.routers.items()},
+            "pools": {name: [label for label, _ in pool] for name, pool in self.pools.items()},
+            "refused_admin_requests": self.bad_tokens,
+        }
+
+
+def _degraded_completion(text: str, stream: bool) -> dict[str, Any]:
+    if stream:
+        return {
+            "object": "chat.completion.chunk",
+            "model": "degraded",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}],
+        }
+    return {
+        "object": "chat.completion",
+        "model": "degraded",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+    }
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    try:
+        await response.write(data)
+        await response.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        pass
+
+
+class _Metrics(Collector):
+    """Every router's metrics in one exposition, families merged by name."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for router in self.gateway.routers.values():
+            for family in router.metrics.collect():
+                if family.name in merged:
+                    merged[family.name].samples.extend(family.samples)
+                else:
+                    merged[family.name] = family
+        yield from merged.values()
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Metrics(gateway))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "mode": gateway.config.mode})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), content_type="text/plain", charset="utf-8"
+        )
+
+    async def admin_state(request: web.Request) -> web.Response:
+        if not gateway.authorized(request):
+            return openai_error(401, "missing or invalid admin token", "authentication_error")
+        return web.json_response(gateway.state())
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": n, "object": "model"} for n in gateway.pools]}
+        )
+
+    app.router.add_post("/v1/chat/completions", gateway.chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/admin/state", admin_state)
+    return app
+
+
+async def serve(config: GatewayConfig, ready_file: Path | None) -> None:
+    gateway = Gateway(config)
+    await gateway.start()
+    runner = web.AppRunner(build_app(gateway), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=2048)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]
+    announcement = {"url": f"http://{config.host}:{port}", "pid": os.getpid(), "mode": config.mode}
+    if ready_file is not None:
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(announcement))
+        tmp.replace(ready_file)
+    else:
+        print(json.dumps(announcement), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await gateway.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="OpenAI-compatible resilient gateway")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--ready-file", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(GatewayConfig.load(args.config), args.ready_file))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Child processes of a run: start, wait until ready, stop by PID; free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+class EnvironmentProblem(RuntimeError):
+    """The machine cannot run this (port taken, binary missing, child failed): exit code 2."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port the OS just had free on `host` (closed again, so there is a small race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+class Child:
+    """One process we started; stopped by its own PID and nothing else."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+    ):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # Ctrl-C reaches the runner, which stops children in order
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self._log.close()
+
+
+def wait_until(
+    check: Callable[[], Any], *, timeout: float, child: Child | None = None, what: str = "ready"
+) -> Any:
+    """Poll `check` until it returns something truthy; fail fast if `child` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive():
+            code = child.process.returncode
+            raise EnvironmentProblem(f"{child.name} exited ({code}) before {what}: {child.tail()}")
+        try:
+            result = check()
+        except Exception:
+            result = None
+        if result:
+            return result
+        time.sleep(0.05)
+    tail = f": {child.tail()}" if child is not None else ""
+    raise EnvironmentProblem(
+        f"{child.name if child else 'service'} not {what} after {timeout:g}s{tail}"
+    )
+
+
+def read_ready_file(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    return dict(json.loads(path.read_text()))
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv to run `python -m module args` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
