@@ -63,9 +63,7 @@ def _completion(state: EndpointState, text: str, prompt_tokens: int) -> dict[str
         "object": "chat.completion",
         "created": int(time.time()),
         "model": state.model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(text.split()),
@@ -112,13 +110,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     per_token = state.latency.per_token(rng, fault.token_rate)
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     if body.get("stream"):
-        return await _stream(request, state, tokens, first_token, per_token)
+        try:
+            return await _stream(request, state, tokens, first_token, per_token)
+        except ConnectionResetError:  # the client went away mid-stream
+            state.count("client_gone")
+            raise
     await asyncio.sleep(first_token + per_token * tokens)
     if fault.malformed_json:
         state.count("malformed_json")
-        return web.Response(
-            text='{"id": "chatcmpl-broken", "choices": [', content_type="application/json"
-        )
+        return web.Response(text='{"id": "chatcmpl-broken", "choices": [', content_type="application/json")
     state.count("ok")
     text = " ".join(state.words(tokens))
     return web.json_response(_completion(state, text, prompt_tokens))
@@ -128,9 +128,7 @@ async def _stream(
     request: web.Request, state: EndpointState, tokens: int, first_token: float, per_token: float
 ) -> web.StreamResponse:
     fault = state.fault
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await asyncio.sleep(first_token)
     await response.prepare(request)
     chunk_id = f"chatcmpl-{state.rng.getrandbits(48):012x}"
@@ -138,7 +136,8 @@ async def _stream(
     for i, word in enumerate(state.words(tokens)):
         if fault.cut_after_tokens is not None and i >= fault.cut_after_tokens:
             state.count("stream_cut")
-            request.transport.close() if request.transport else None
+            if request.transport is not None:
+                request.transport.close()
             return response
         if fault.stall_after_tokens is not None and i == fault.stall_after_tokens:
             await asyncio.sleep(fault.stall_seconds)
@@ -149,7 +148,8 @@ async def _stream(
     await response.write(_chunk(state, chunk_id, {}, "stop"))
     if fault.no_done:
         state.count("no_done")
-        request.transport.close() if request.transport else None
+        if request.transport is not None:
+            request.transport.close()
         return response
     await response.write(b"data: [DONE]\n\n")
     state.count("ok")
@@ -186,6 +186,14 @@ async def clear_fault(request: web.Request) -> web.Response:
     return web.json_response(asdict(state.fault))
 
 
+async def reset_counts(request: web.Request) -> web.Response:
+    """Start counting afresh, with second 0 = now (the runner calls this at a run's start)."""
+    state: EndpointState = request.app["state"]
+    state.per_second.clear()
+    state.started = time.monotonic()
+    return web.json_response({"model": state.model, "reset": True})
+
+
 async def counts(request: web.Request) -> web.Response:
     state: EndpointState = request.app["state"]
     return web.json_response(
@@ -205,6 +213,7 @@ def build_app(state: EndpointState) -> web.Application:
     app.router.add_post(f"{CONTROL_PREFIX}/fault", set_fault)
     app.router.add_delete(f"{CONTROL_PREFIX}/fault", clear_fault)
     app.router.add_get(f"{CONTROL_PREFIX}/counts", counts)
+    app.router.add_post(f"{CONTROL_PREFIX}/counts/reset", reset_counts)
     return app
 
 

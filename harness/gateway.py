@@ -48,9 +48,7 @@ log = logging.getLogger("harness.gateway")
 
 def openai_error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
     """An OpenAI-style error body: a clear message, never upstream URLs, keys or tracebacks."""
-    return web.json_response(
-        {"error": {"message": message, "type": kind, "code": code}}, status=status
-    )
+    return web.json_response({"error": {"message": message, "type": kind, "code": code}}, status=status)
 
 
 def error_response(error: BaseException | None) -> web.Response:
@@ -83,15 +81,12 @@ class Gateway:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
-        )
+        self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
         if self.config.audit_path:
             self.audit = AuditTrail(self.config.audit_path)
         for name, group in self._groups().items():
             upstreams = [
-                (f"{d.provider}/{d.model}", d, self._upstream(d.provider, d.model))
-                for d in group.deployments
+                (f"{d.provider}/{d.model}", d, self._upstream(d.provider, d.model)) for d in group.deployments
             ]
             self.pools[name] = [(label, upstream) for label, _, upstream in upstreams]
             self._turns[name] = itertools.cycle(range(len(upstreams)))
@@ -106,9 +101,7 @@ class Gateway:
         for provider in self.config.providers:
             for model in provider.models:
                 if "*" not in model and "?" not in model and model not in groups:
-                    groups[model] = Group(
-                        deployments=[Deployment(provider=provider.name, model=model)]
-                    )
+                    groups[model] = Group(deployments=[Deployment(provider=provider.name, model=model)])
         return groups
 
     def _upstream(self, provider_name: str, model: str) -> Upstream:
@@ -119,9 +112,7 @@ class Gateway:
     def _router(self, group: Group, upstreams: list[tuple[str, Any, Upstream]]) -> ModelRouter:
         policies = self.config.policies
         bulkhead = (
-            BulkheadConfig(policies.max_concurrent, policies.max_queue)
-            if policies.max_concurrent
-            else None
+            BulkheadConfig(policies.max_concurrent, policies.max_queue) if policies.max_concurrent else None
         )
         specs = [
             ModelSpec(
@@ -238,9 +229,7 @@ class Gateway:
                 if not isinstance(exc, TimeoutError)
                 else "the model stream stalled"
             )
-            error = {
-                "error": {"message": message, "type": "stream_error", "code": "stream_interrupted"}
-            }
+            error = {"error": {"message": message, "type": "stream_error", "code": "stream_interrupted"}}
             await _write_quietly(response, f"data: {json.dumps(error)}\n\n".encode())
             return response
         except ConnectionResetError:
@@ -287,9 +276,7 @@ def _degraded_completion(text: str, stream: bool) -> dict[str, Any]:
     return {
         "object": "chat.completion",
         "model": "degraded",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
     }
 
 
@@ -327,9 +314,7 @@ def build_app(gateway: Gateway) -> web.Application:
         return web.json_response({"status": "ok", "mode": gateway.config.mode})
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), content_type="text/plain", charset="utf-8"
-        )
+        return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
     async def admin_state(request: web.Request) -> web.Response:
         if not gateway.authorized(request):

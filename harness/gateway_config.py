@@ -131,9 +131,7 @@ class GatewayConfig(_Strict):
         for group_name, group in self.groups.items():
             for deployment in group.deployments:
                 if deployment.provider not in names:
-                    raise ValueError(
-                        f"groups.{group_name}: unknown provider {deployment.provider!r}"
-                    )
+                    raise ValueError(f"groups.{group_name}: unknown provider {deployment.provider!r}")
             for fallback in group.fallbacks:
                 if fallback not in self.groups:
                     raise ValueError(f"groups.{group_name}.fallbacks: unknown group {fallback!r}")

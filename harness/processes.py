@@ -39,9 +39,7 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
 class Child:
     """One process we started; stopped by its own PID and nothing else."""
 
-    def __init__(
-        self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
-    ):
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None):
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -98,9 +96,7 @@ def wait_until(
             return result
         time.sleep(0.05)
     tail = f": {child.tail()}" if child is not None else ""
-    raise EnvironmentProblem(
-        f"{child.name if child else 'service'} not {what} after {timeout:g}s{tail}"
-    )
+    raise EnvironmentProblem(f"{child.name if child else 'service'} not {what} after {timeout:g}s{tail}")
 
 
 def read_ready_file(path: Path) -> dict[str, Any] | None:

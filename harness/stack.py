@@ -13,7 +13,7 @@ import yaml
 
 from harness.faults import EndpointFault, LatencyModel
 from harness.processes import LOOPBACK, Child, free_port, python_module, read_ready_file, wait_until
-from harness.toxiproxy import ProxySpec, ToxiproxyServer, Toxics
+from harness.toxiproxy import ProxySpec, Toxics, ToxiproxyServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GROUP = "chat"
@@ -34,18 +34,19 @@ class Stack:
     gateway_child: Child | None = None
 
     def set_endpoint_fault(self, model: str, fault: EndpointFault) -> None:
-        response = requests.post(
-            f"{self.endpoint_urls[model]}/_control/fault", json=asdict(fault), timeout=5
-        )
+        response = requests.post(f"{self.endpoint_urls[model]}/_control/fault", json=asdict(fault), timeout=5)
         response.raise_for_status()
 
     def clear_endpoint_fault(self, model: str) -> None:
         requests.delete(f"{self.endpoint_urls[model]}/_control/fault", timeout=5).raise_for_status()
 
+    def reset_endpoint_counts(self) -> None:
+        for url in self.endpoint_urls.values():
+            requests.post(f"{url}/_control/counts/reset", timeout=5).raise_for_status()
+
     def endpoint_counts(self) -> dict[str, Any]:
         return {
-            m: requests.get(f"{u}/_control/counts", timeout=5).json()
-            for m, u in self.endpoint_urls.items()
+            m: requests.get(f"{u}/_control/counts", timeout=5).json() for m, u in self.endpoint_urls.items()
         }
 
     def start_gateway(self, config: dict[str, Any], folder: Path, name: str = "gateway") -> str:
@@ -57,16 +58,12 @@ class Stack:
         ready.unlink(missing_ok=True)
         child = Child(
             name,
-            python_module(
-                "harness.gateway", "--config", str(config_path), "--ready-file", str(ready)
-            ),
+            python_module("harness.gateway", "--config", str(config_path), "--ready-file", str(ready)),
             folder / f"{name}.log",
         )
         self.children.append(child)
         self.gateway_child = child
-        announced = wait_until(
-            lambda: read_ready_file(ready), timeout=20, child=child, what="listening"
-        )
+        announced = wait_until(lambda: read_ready_file(ready), timeout=20, child=child, what="listening")
         self.gateway_url = str(announced["url"])
         return self.gateway_url
 
@@ -99,9 +96,7 @@ def gateway_config(
     plan: str = "sequential",
 ) -> dict[str, Any]:
     """A gateway config whose group `chat` spans every model, each reached through its proxy."""
-    providers = [
-        {"name": m, "base_url": f"{stack.proxy_urls[m]}/v1", "models": [m]} for m in stack.models
-    ]
+    providers = [{"name": m, "base_url": f"{stack.proxy_urls[m]}/v1", "models": [m]} for m in stack.models]
     deployments = [{"provider": m, "model": m, "priority": i} for i, m in enumerate(stack.models)]
     config: dict[str, Any] = {
         "mode": mode,
@@ -116,9 +111,7 @@ def gateway_config(
     return config
 
 
-def start_stack(
-    models: int, folder: Path, *, latency: LatencyModel | None = None, seed: int = 1
-) -> Stack:
+def start_stack(models: int, folder: Path, *, latency: LatencyModel | None = None, seed: int = 1) -> Stack:
     """Start endpoints and Toxiproxy with one proxy per model; the caller must `stop()` it."""
     folder.mkdir(parents=True, exist_ok=True)
     children: list[Child] = []
@@ -143,15 +136,11 @@ def start_stack(
             folder / "endpoints.log",
         )
         children.append(endpoints)
-        announced = wait_until(
-            lambda: read_ready_file(ready), timeout=30, child=endpoints, what="listening"
-        )
+        announced = wait_until(lambda: read_ready_file(ready), timeout=30, child=endpoints, what="listening")
         ports: dict[str, int] = announced["ports"]
         toxiproxy = ToxiproxyServer.start(PROJECT_ROOT, folder)
         toxics = Toxics(toxiproxy.url)
-        proxies = [
-            ProxySpec(m, f"{LOOPBACK}:{free_port()}", f"{LOOPBACK}:{p}") for m, p in ports.items()
-        ]
+        proxies = [ProxySpec(m, f"{LOOPBACK}:{free_port()}", f"{LOOPBACK}:{p}") for m, p in ports.items()]
         toxics.populate(proxies)
         return Stack(
             models=list(ports),

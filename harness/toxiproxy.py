@@ -108,8 +108,7 @@ class Toxics:
     def populate(self, proxies: list[ProxySpec]) -> None:
         """Create (or replace) all proxies in one request."""
         body = [
-            {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True}
-            for p in proxies
+            {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True} for p in proxies
         ]
         self._rest("POST", "/populate", body)
 
@@ -124,9 +123,7 @@ class Toxics:
         toxicity: float = 1.0,
     ) -> None:
         target = self._client.get_proxy(proxy)
-        target.add_toxic(
-            name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attributes
-        )
+        target.add_toxic(name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attributes)
 
     def remove_toxic(self, proxy: str, name: str) -> None:
         self._client.get_proxy(proxy).destroy_toxic(name)

@@ -87,9 +87,7 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
 class Upstream:
     """One deployment: a base URL, a model name, an optional key, and a shared session."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, model: str, api_key: str | None
-    ):
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, model: str, api_key: str | None):
         self.session = session
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model

@@ -76,9 +76,7 @@ class AuditTrail:
     def __call__(self, event: Event) -> None:
         if self._file is None or not isinstance(event, self.kinds):
             return
-        line = json.dumps(
-            audit_record(event, self.wall_clock()), default=str, separators=(",", ":")
-        )
+        line = json.dumps(audit_record(event, self.wall_clock()), default=str, separators=(",", ":"))
         self._file.write(line + "\n")
         self._file.flush()
         self.written += 1

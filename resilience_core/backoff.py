@@ -77,9 +77,7 @@ class Stop:
         return Stop(lambda a, e: self.test(a, e) or other.test(a, e), f"{self.name} | {other.name}")
 
     def __and__(self, other: Stop) -> Stop:
-        return Stop(
-            lambda a, e: self.test(a, e) and other.test(a, e), f"{self.name} & {other.name}"
-        )
+        return Stop(lambda a, e: self.test(a, e) and other.test(a, e), f"{self.name} & {other.name}")
 
     def __repr__(self) -> str:
         return self.name

@@ -70,9 +70,7 @@ class Context:
 
     def fork(self, model: str, call: Call) -> Context:
         """A child context for one candidate: same request, budget and services, own attempt."""
-        child = Context(
-            self.request, call, clock=self.clock, rng=self.rng, events=self.events, model=model
-        )
+        child = Context(self.request, call, clock=self.clock, rng=self.rng, events=self.events, model=model)
         child.deadline = self.deadline
         child.min_attempt = self.min_attempt
         return child

@@ -65,9 +65,7 @@ class Fallback:
     async def run(self, ctx: Context) -> Outcome:
         ordered = self.candidates(ctx)
         if not ordered:
-            error = NoCandidateError(
-                "no model may take traffic now (isolated, drained or weight 0)"
-            )
+            error = NoCandidateError("no model may take traffic now (isolated, drained or weight 0)")
             return Outcome(error=error)
         if self.plan.hedge_delay == math.inf or len(ordered) == 1:
             return await self._one_at_a_time(ctx, ordered)
@@ -81,9 +79,7 @@ class Fallback:
                 if not ctx.can_start_attempt():
                     break
                 reason = type(last.error).__name__
-                ctx.events.emit(
-                    FallbackUsed(ctx.clock.now(), ctx.model, last.model, candidate.name, reason)
-                )
+                ctx.events.emit(FallbackUsed(ctx.clock.now(), ctx.model, last.model, candidate.name, reason))
             child = ctx.fork(candidate.name, candidate.call)
             try:
                 outcome = await candidate.run(child)
@@ -128,9 +124,7 @@ class Fallback:
                     elif last is not None:
                         reason = type(last.error).__name__
                         ctx.events.emit(
-                            FallbackUsed(
-                                clock.now(), ctx.model, last.model, pending[0].name, reason
-                            )
+                            FallbackUsed(clock.now(), ctx.model, last.model, pending[0].name, reason)
                         )
                     launch(pending.pop(0))
                 if not running:
@@ -192,9 +186,7 @@ class SequentialFallback(Fallback):
 class ParallelFallback(Fallback):
     """BIP-03's parallel fallback: race candidates, starting one more every `delay` seconds."""
 
-    def __init__(
-        self, candidates: CandidateSource, delay: float = 0.0, *, final: Predicate = FINAL
-    ):
+    def __init__(self, candidates: CandidateSource, delay: float = 0.0, *, final: Predicate = FINAL):
         super().__init__(candidates, Hedged(delay), final=final)
 
 

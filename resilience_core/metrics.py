@@ -61,9 +61,7 @@ class ModelMetrics:
         "model",
     )
 
-    def __init__(
-        self, model: str, *, window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_EWMA_ALPHA
-    ):
+    def __init__(self, model: str, *, window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_EWMA_ALPHA):
         self.model = model
         self.alpha = alpha
         self.calls = 0
@@ -160,12 +158,8 @@ class MetricsCollector:
             "model_latency_seconds", "Rolling latency percentile", labels=["model", "quantile"]
         )
         error_rate = GaugeMetricFamily("model_error_rate", "Rolling error rate", labels=["model"])
-        availability = GaugeMetricFamily(
-            "model_availability", "Rolling availability", labels=["model"]
-        )
-        score = GaugeMetricFamily(
-            "model_score", "Routing score (higher is better)", labels=["model"]
-        )
+        availability = GaugeMetricFamily("model_availability", "Rolling availability", labels=["model"])
+        score = GaugeMetricFamily("model_score", "Routing score (higher is better)", labels=["model"])
         state = GaugeMetricFamily(
             "model_circuit_state", "1 for the breaker's current state", labels=["model", "state"]
         )

@@ -51,9 +51,7 @@ def on_status(*statuses: int) -> Predicate:
 def on_code(*codes: str) -> Predicate:
     """Outcomes whose error carries one of these provider error codes."""
     wanted = frozenset(codes)
-    return Predicate(
-        lambda o: getattr(o.error, "code", None) in wanted, f"on_code{tuple(sorted(wanted))}"
-    )
+    return Predicate(lambda o: getattr(o.error, "code", None) in wanted, f"on_code{tuple(sorted(wanted))}")
 
 
 def failed() -> Predicate:

@@ -77,9 +77,7 @@ class Restoration:
                 self._announce(steps[index], 1.0, now, "restoration complete")
                 self._index = None
                 return 1.0
-            self._set(
-                index + 1, self._since + self.config.hold, f"held {self.config.hold}s healthy"
-            )
+            self._set(index + 1, self._since + self.config.hold, f"held {self.config.hold}s healthy")
             index = self._index
         return steps[index] if index is not None else 1.0
 

@@ -135,11 +135,7 @@ class ModelHandle:
     @property
     def available(self) -> bool:
         """May take new traffic: not drained, not isolated, weight above zero."""
-        return (
-            not self.drained
-            and self.base_weight > 0
-            and self.breaker.state is not CircuitState.ISOLATED
-        )
+        return not self.drained and self.base_weight > 0 and self.breaker.state is not CircuitState.ISOLATED
 
     def weight(self) -> float:
         """Base weight scaled by live success (EWMA error) and speed (EWMA latency vs target)."""
@@ -195,20 +191,14 @@ class ModelRouter:
             raise ValueError("ModelRouter needs at least one model")
         names = [m.name for m in models]
         if len(set(names)) != len(names):
-            raise ValueError(
-                f"duplicate model names: {sorted({n for n in names if names.count(n) > 1})}"
-            )
+            raise ValueError(f"duplicate model names: {sorted({n for n in names if names.count(n) > 1})}")
         self.config = config if config is not None else RouterConfig()
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
         self.events = events if events is not None else EventBus()
-        self.metrics = MetricsCollector(
-            window=self.config.metrics_window, state_of=self._circuit_of
-        )
+        self.metrics = MetricsCollector(window=self.config.metrics_window, state_of=self._circuit_of)
         self.models: dict[str, ModelHandle] = {
-            spec.name: ModelHandle(
-                spec, self.config, self.metrics.model(spec.name), self.events, clock
-            )
+            spec.name: ModelHandle(spec, self.config, self.metrics.model(spec.name), self.events, clock)
             for spec in models
         }
         self.events.subscribe(self._route_event)

@@ -14,9 +14,7 @@ def test_all_is_sorted_unique_and_importable(name):
     module = importlib.import_module(name)
     exported = module.__all__
     assert len(exported) == len(set(exported))
-    assert exported == sorted(
-        exported, key=lambda n: (not n.isupper(), n.startswith("_"), n.lower())
-    )
+    assert exported == sorted(exported, key=lambda n: (not n.isupper(), n.startswith("_"), n.lower()))
     for symbol in exported:
         assert hasattr(module, symbol), f"{name}.{symbol} is listed but missing"
 

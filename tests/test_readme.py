@@ -14,9 +14,7 @@ def test_readme_example_prints_the_documented_output(tmp_path):
     documented = re.search(r"Output \(kept true.*?```text\n(.*?)```", text, re.S).group(1)
     script = tmp_path / "example.py"
     script.write_text(example, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == documented
 
@@ -28,9 +26,7 @@ def test_readme_opens_with_the_two_commands():
 
 def test_readme_composition_snippet_builds():
     text = README.read_text(encoding="utf-8")
-    snippet = re.search(r"### Composing policies yourself.*?```python\n(.*?)```", text, re.S).group(
-        1
-    )
+    snippet = re.search(r"### Composing policies yourself.*?```python\n(.*?)```", text, re.S).group(1)
     namespace: dict = {}
     exec(compile(snippet, "README", "exec"), namespace)
     assert [d.split("(")[0] for d in namespace["pipeline"].describe()] == [

@@ -154,8 +154,7 @@ def render(results: dict[str, float], memory: dict[str, float], args: argparse.N
     lines = [
         "## Core overhead per call (success path)",
         "",
-        f"Command: `{args.command}`; {args.rounds} interleaved rounds x {args.calls} calls, "
-        "median.",
+        f"Command: `{args.command}`; {args.rounds} interleaved rounds x {args.calls} calls, median.",
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
         f"{_cpu_count()} cores (shared and noisy: compare ratios, not absolutes).",
         "",
@@ -195,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     args.out.with_suffix(".json").write_text(
-        json.dumps(
-            {"ns_per_call": results, "bytes_per_model": memory, "versions": _versions()}, indent=2
-        ),
+        json.dumps({"ns_per_call": results, "bytes_per_model": memory, "versions": _versions()}, indent=2),
         encoding="utf-8",
     )
     if args.readme.exists():

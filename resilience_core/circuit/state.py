@@ -16,12 +16,8 @@ class CircuitState(StrEnum):
 
 TRANSITIONS: dict[CircuitState, frozenset[CircuitState]] = {
     CircuitState.CLOSED: frozenset({CircuitState.OPEN, CircuitState.ISOLATED}),
-    CircuitState.OPEN: frozenset(
-        {CircuitState.HALF_OPEN, CircuitState.ISOLATED, CircuitState.CLOSED}
-    ),
-    CircuitState.HALF_OPEN: frozenset(
-        {CircuitState.CLOSED, CircuitState.OPEN, CircuitState.ISOLATED}
-    ),
+    CircuitState.OPEN: frozenset({CircuitState.HALF_OPEN, CircuitState.ISOLATED, CircuitState.CLOSED}),
+    CircuitState.HALF_OPEN: frozenset({CircuitState.CLOSED, CircuitState.OPEN, CircuitState.ISOLATED}),
     CircuitState.ISOLATED: frozenset({CircuitState.CLOSED}),
 }
 """Every legal move. open -> closed and isolated -> closed are manual restores only."""

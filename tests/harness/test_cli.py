@@ -16,9 +16,7 @@ def test_unknown_command_exits_2(capsys):
 
 
 def test_python_dash_m_harness_works():
-    result = subprocess.run(
-        [sys.executable, "-m", "harness", "--version"], capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "chaos-harness" in result.stdout
 
 

@@ -92,9 +92,7 @@ def test_time_window_forgets_old_failures():
 
 
 def test_open_rejects_then_half_opens_after_wait_and_limits_probes():
-    breaker, events = breaker_with_events(
-        consecutive_failures=1, wait_duration=5.0, half_open_probes=2
-    )
+    breaker, events = breaker_with_events(consecutive_failures=1, wait_duration=5.0, half_open_probes=2)
     fail(breaker, now=0.0)
     assert breaker.try_acquire(4.9) == NO_PERMIT
     first = breaker.try_acquire(5.0)
@@ -254,7 +252,5 @@ class BreakerAgainstReference(RuleBasedStateMachine):
             previous = event.to_state
 
 
-BreakerAgainstReference.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None
-)
+BreakerAgainstReference.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestBreakerAgainstReference = BreakerAgainstReference.TestCase

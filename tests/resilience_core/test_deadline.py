@@ -68,9 +68,7 @@ def test_silent_upstream_with_retries_and_fallbacks_finishes_within_the_deadline
         await never_answers(request)
 
     specs = [ModelSpec(f"m{i}", silent, priority=i, timeout=30.0) for i in range(3)]
-    config = RouterConfig(
-        deadline=4.0, retry=RetryConfig(stop=stop_after_attempt(3), wait=constant(0.1))
-    )
+    config = RouterConfig(deadline=4.0, retry=RetryConfig(stop=stop_after_attempt(3), wait=constant(0.1)))
     router = ModelRouter(specs, config, clock=clock)
     outcome = run_on(clock, lambda: router.execute({}))
     assert outcome.error is not None

@@ -112,9 +112,7 @@ def test_hedged_starts_next_after_delay_and_cancels_the_loser(clock):
 
 
 def test_hedged_with_zero_delay_races_everyone(clock):
-    models = [
-        Model(f"m{i}", Scripted(clock, [(1.0 - i * 0.2, f"a{i}")]), priority=i) for i in range(4)
-    ]
+    models = [Model(f"m{i}", Scripted(clock, [(1.0 - i * 0.2, f"a{i}")]), priority=i) for i in range(4)]
     outcome = route(clock, Fallback(models, Hedged(0.0)))
     assert outcome.value == "a3"
     assert all(m.call.calls == [0.0] for m in models)
@@ -131,9 +129,7 @@ def test_hedged_moves_on_at_once_when_the_first_fails_fast(clock):
 
 def test_hedging_respects_the_deadline(clock):
     models = [
-        Model(
-            f"m{i}", Scripted(clock, [(100.0, "late")]), priority=i, pipeline=Pipeline(Timeout(50))
-        )
+        Model(f"m{i}", Scripted(clock, [(100.0, "late")]), priority=i, pipeline=Pipeline(Timeout(50)))
         for i in range(5)
     ]
     outcome = route(clock, Fallback(models, Hedged(1.0)), outer=(Deadline(2.5),))
@@ -164,9 +160,7 @@ def test_restoring_model_is_tried_first_only_for_its_share(clock):
     restoring = Model("new", Scripted(clock, ["new"]), priority=0, share=0.1)
     steady = Model("old", Scripted(clock, ["old"]), priority=1)
     rng = random.Random(3)
-    served = Counter(
-        route(clock, Fallback([restoring, steady]), rng=rng).value for _ in range(3000)
-    )
+    served = Counter(route(clock, Fallback([restoring, steady]), rng=rng).value for _ in range(3000))
     assert served["new"] / 3000 == pytest.approx(0.1, abs=0.025)
 
 

@@ -19,9 +19,7 @@ from tests.conftest import Scripted, error, run_on
 
 def test_restoration_climbs_each_step_after_its_hold():
     events = []
-    restoration = Restoration(
-        "m", RestorationConfig(steps=(0.1, 0.25, 0.5, 1.0), hold=10.0), events.append
-    )
+    restoration = Restoration("m", RestorationConfig(steps=(0.1, 0.25, 0.5, 1.0), hold=10.0), events.append)
     restoration.start(0.0, "recovered")
     assert [restoration.share(t) for t in (0.0, 9.9, 10.0, 19.9, 20.0, 29.9, 30.0, 99.0)] == [
         0.1,

@@ -143,9 +143,7 @@ def test_retry_schedule_never_passes_deadline_and_attempts_are_bounded(
     upstream = Scripted(clock, [(latency, error(503))])
     config = RetryConfig(stop=stop_after_attempt(attempts), wait=exponential(base) + jitter(0.1))
     pipeline = Pipeline(Deadline(deadline), Retry(config))
-    outcome = run_on(
-        clock, lambda: pipeline.execute(upstream, {}, clock=clock, rng=random.Random(seed))
-    )
+    outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock, rng=random.Random(seed)))
     assert outcome.error is not None
     assert len(upstream.calls) <= attempts
     assert all(t < deadline for t in upstream.calls)

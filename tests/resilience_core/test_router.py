@@ -120,9 +120,7 @@ def test_outage_then_recovery_restores_traffic_progressively(clock):
         [ModelSpec("primary", flaky), ModelSpec("backup", backup, priority=1)],
         RouterConfig(
             retry=None,
-            breaker=CircuitBreakerConfig(
-                consecutive_failures=3, wait_duration=2.0, half_open_probes=1
-            ),
+            breaker=CircuitBreakerConfig(consecutive_failures=3, wait_duration=2.0, half_open_probes=1),
             restoration=RestorationConfig(steps=(0.1, 0.5, 1.0), hold=5.0),
         ),
         clock=clock,
@@ -191,9 +189,7 @@ def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path):
             rng=rng,
         )
         transitions = []
-        router.events.subscribe(
-            lambda e: transitions.append(e) if e.kind == "CircuitStateChanged" else None
-        )
+        router.events.subscribe(lambda e: transitions.append(e) if e.kind == "CircuitStateChanged" else None)
         trail = AuditTrail(tmp_path / "audit.jsonl")
         router.events.subscribe(trail)
         outcomes = await asyncio.gather(*(router.execute({"i": i}) for i in range(1000)))
@@ -210,9 +206,7 @@ def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path):
     for event in transitions:
         assert event.from_state == per_model.get(event.model, "closed")
         per_model[event.model] = event.to_state
-    audited = [
-        (r["model"], r["from"], r["to"]) for r in audit if r["kind"] == "CircuitStateChanged"
-    ]
+    audited = [(r["model"], r["from"], r["to"]) for r in audit if r["kind"] == "CircuitStateChanged"]
     assert audited == [(e.model, e.from_state, e.to_state) for e in transitions]
     assert transitions, "the failing models should have tripped at least once"
     # The breaker's window saw exactly the calls made since its last close.

@@ -1,0 +1,354 @@
+"""One scenario run: the stack, the system under test, Locust, the fault timeline, the records.
+
+The scenario runs against the resilient gateway, then against the passthrough control. Faults
+are applied as differences of `Timeline.active_faults(t)` on every tick, each change recorded
+with the time it actually took effect. Whatever happens (normal end, Ctrl-C, SIGTERM, a child
+dying) the `finally` blocks remove every toxic and stop every process the run started, and the
+files already written stay on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+import yaml
+
+from harness.faults import EndpointFault
+from harness.processes import Child, EnvironmentProblem, python_module
+from harness.scenario import Scenario
+from harness.stack import GROUP, Stack, gateway_config, start_stack
+from harness.timeline import ActiveFault, Timeline
+
+TICK = 0.1
+START_DELAY = 1.0
+"""Seconds between launching Locust and the run's t=0, so its users are spawned by then."""
+
+
+@dataclass
+class VariantResult:
+    name: str
+    folder: Path
+    records: int = 0
+    locust_total: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    folder: Path
+    variants: list[VariantResult]
+
+
+def _terminate_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class FaultApplier:
+    """Turns timeline differences into Toxiproxy and endpoint calls, logging each change."""
+
+    def __init__(self, stack: Stack, log: TextIO, t0: float) -> None:
+        self.stack = stack
+        self.log = log
+        self.t0 = t0
+        self.active: dict[tuple[int, str], ActiveFault] = {}
+
+    def _write(self, action: str, fault: ActiveFault, planned: float) -> None:
+        entry = {
+            "t": round(time.time() - self.t0, 4),
+            "planned": round(planned, 4),
+            "action": action,
+            **fault.describe(),
+        }
+        self.log.write(json.dumps(entry) + "\n")
+        self.log.flush()
+
+    def apply(self, desired: dict[tuple[int, str], ActiveFault], planned: float) -> None:
+        for key in [k for k in self.active if k not in desired]:
+            ended = self.active.pop(key)
+            self._undo(ended)
+            self._write("stop", ended, planned)
+        for key, fault in desired.items():
+            if key not in self.active:
+                self._do(fault)
+                self.active[key] = fault
+                self._write("start", fault, planned)
+
+    def _do(self, fault: ActiveFault) -> None:
+        spec = fault.spec
+        if spec.network is not None:
+            self.stack.toxics.add_toxic(
+                fault.model,
+                fault.toxic_name,
+                spec.network.type,
+                dict(spec.network.attributes),
+                stream=spec.network.stream,
+                toxicity=spec.network.toxicity,
+            )
+        elif spec.down:
+            self.stack.toxics.set_enabled(fault.model, False)
+        elif spec.endpoint is not None:
+            self.stack.set_endpoint_fault(fault.model, EndpointFault(**spec.endpoint))
+
+    def _undo(self, fault: ActiveFault) -> None:
+        spec = fault.spec
+        if spec.network is not None:
+            self.stack.toxics.remove_toxic(fault.model, fault.toxic_name)
+        elif spec.down:
+            self.stack.toxics.set_enabled(fault.model, True)
+        elif spec.endpoint is not None:
+            self.stack.clear_endpoint_fault(fault.model)
+
+    def clear_all(self, planned: float) -> None:
+        self.apply({}, planned)
+
+
+class RecordTail:
+    """Reads the records CSV as Locust appends to it, for live progress."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.header: list[str] | None = None
+        self.rows: list[dict[str, str]] = []
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:  # bytes: csv writes \r\n, text mode would shift offsets
+            handle.seek(self.offset)
+            chunk = handle.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        lines = complete.decode("utf-8").splitlines()
+        if self.header is None and lines:
+            self.header = next(csv.reader([lines[0]]))
+            lines = lines[1:]
+        if self.header:
+            self.rows.extend(dict(zip(self.header, row, strict=False)) for row in csv.reader(lines))
+
+    def window(self, start: float, end: float) -> tuple[int, int]:
+        hits = [r for r in self.rows if start <= float(r["t"] or 0) < end]
+        return len(hits), sum(1 for r in hits if r["ok"] != "True")
+
+
+def summarize(records: list[dict[str, str]], timeline: Timeline) -> dict[str, Any]:
+    """Totals, error rate and latency percentiles per phase (warm-up excluded from `all`)."""
+    by_phase: dict[str, list[dict[str, str]]] = {}
+    for row in records:
+        by_phase.setdefault(timeline.phase(float(row["t"])), []).append(row)
+    by_phase["all"] = [r for r in records if timeline.phase(float(r["t"])) != "warmup"]
+    summary = {}
+    for phase, rows in by_phase.items():
+        latencies = sorted(float(r["latency_ms"]) for r in rows if r["latency_ms"])
+        errors = sum(1 for r in rows if r["ok"] != "True")
+        summary[phase] = {
+            "requests": len(rows),
+            "errors": errors,
+            "error_rate": errors / len(rows) if rows else 0.0,
+            "p50_ms": statistics.median(latencies) if latencies else None,
+            "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
+            "degraded": sum(1 for r in rows if r["degraded"] == "True"),
+        }
+    return summary
+
+
+class Runner:
+    """Runs scenarios; `progress` receives one line per second of a running variant."""
+
+    def __init__(self, out: Path, *, progress: Callable[[str], None] = print, workers: int = 0) -> None:
+        self.out = out
+        self.progress = progress
+        self.workers = workers
+
+    def run(self, scenario: Scenario, *, target: str | None = None, control: bool = True) -> RunResult:
+        scenario = scenario.scaled()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        run_id = f"{stamp}-{scenario.name}"
+        folder = self.out / run_id
+        folder.mkdir(parents=True, exist_ok=False)
+        (folder / "scenario.yaml").write_text(
+            yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True), sort_keys=False), encoding="utf-8"
+        )
+        _terminate_on_sigterm()
+        variants = []
+        stack = start_stack(
+            scenario.models.count,
+            folder / "stack",
+            latency=scenario.models.latency.to_model(),
+            seed=scenario.seed,
+        )
+        try:
+            plan = [("resilient", "resilient")] if target is None else [("external", None)]
+            if control and target is None:
+                plan.append(("control", "passthrough"))
+            for name, mode in plan:
+                variants.append(self._variant(scenario, stack, folder / name, name, mode, target))
+        finally:
+            stack.stop()
+        result = RunResult(run_id, folder, variants)
+        (folder / "summary.json").write_text(
+            json.dumps(
+                {
+                    v.name: {"records": v.records, "locust_total": v.locust_total, "phases": v.summary}
+                    for v in variants
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        return result
+
+    def _variant(
+        self, scenario: Scenario, stack: Stack, folder: Path, name: str, mode: str | None, target: str | None
+    ) -> VariantResult:
+        folder.mkdir(parents=True)
+        timeline = Timeline(scenario)
+        if mode is not None:
+            policies = dict(scenario.system_under_test.policies)
+            config = gateway_config(
+                stack, mode, policies, folder / "audit.jsonl", scenario.system_under_test.plan
+            )
+            config["admin_token"] = _TOKEN
+            url = stack.start_gateway(config, folder, "gateway")
+        else:
+            assert target is not None
+            url = target
+        records = folder / "records.csv"
+        t0 = time.time() + START_DELAY
+        load_args = [
+            "--host",
+            url,
+            "--rate",
+            str(scenario.load.rate),
+            "--users",
+            str(scenario.load.users),
+            "--duration",
+            f"{scenario.duration:.3f}",
+            "--stream-share",
+            str(scenario.load.stream_share),
+            "--model",
+            scenario.system_under_test.model if target else GROUP,
+            "--request-timeout",
+            str(scenario.load.request_timeout),
+            "--seed",
+            str(scenario.seed),
+            "--t0",
+            f"{t0:.6f}",
+            "--records",
+            str(records),
+            "--summary",
+            str(folder / "locust.json"),
+        ]
+        locust = Child("locust", python_module("harness.load", *load_args), folder / "locust.log")
+        tail = RecordTail(records)
+        with (folder / "timeline.jsonl").open("w", encoding="utf-8") as log:
+            applier = FaultApplier(stack, log, t0)
+            try:
+                while time.time() < t0:
+                    time.sleep(0.01)
+                stack.reset_endpoint_counts()
+                next_report = 1.0
+                while locust.alive():
+                    t = time.time() - t0
+                    applier.apply(timeline.active_faults(t) if t < scenario.duration else {}, t)
+                    for child in stack.children:
+                        if not child.alive():
+                            raise EnvironmentProblem(f"{child.name} died during the run: {child.tail()}")
+                    if t >= next_report:
+                        tail.poll()
+                        self._report(name, t, scenario, timeline, tail, applier)
+                        self._snapshot(url, folder, t, mode is not None)
+                        next_report += 1.0
+                    time.sleep(TICK)
+            finally:
+                applier.clear_all(time.time() - t0)
+                locust.stop(timeout=10)
+                try:
+                    (folder / "endpoint_counts.json").write_text(
+                        json.dumps(stack.endpoint_counts(), indent=1)
+                    )
+                except Exception:
+                    pass
+                if mode is not None:
+                    stack.stop_gateway()
+        rows = list(csv.DictReader(records.open(encoding="utf-8"))) if records.exists() else []
+        locust_summary = (
+            json.loads((folder / "locust.json").read_text()) if (folder / "locust.json").exists() else {}
+        )
+        if not locust_summary:
+            raise EnvironmentProblem(f"Locust did not finish: {locust.tail()}")
+        result = VariantResult(name, folder, len(rows), int(locust_summary.get("total", -1)))
+        result.summary = summarize(rows, timeline)
+        return result
+
+    def _report(
+        self,
+        name: str,
+        t: float,
+        scenario: Scenario,
+        timeline: Timeline,
+        tail: RecordTail,
+        applier: FaultApplier,
+    ) -> None:
+        count, errors = tail.window(t - 1.0, t)
+        active = ", ".join(sorted({f"{f.model}:{f.kind}" for f in applier.active.values()})) or "none"
+        self.progress(
+            f"[{name}] {timeline.phase(t):<9} {t:5.1f}/{scenario.duration:.1f}s  "
+            f"rate {count:4d}/s  errors {errors / count if count else 0:6.1%}  faults: {active}"
+        )
+
+    def _snapshot(self, url: str, folder: Path, t: float, ours: bool) -> None:
+        if not ours:
+            return
+        try:
+            state = requests.get(
+                f"{url}/admin/state", headers={"Authorization": f"Bearer {_TOKEN}"}, timeout=1
+            )
+            if state.ok:
+                with (folder / "metrics.jsonl").open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps({"t": round(t, 3), **state.json()}) + "\n")
+        except requests.RequestException:
+            pass
+
+
+_TOKEN = "harness-run-token"
+
+
+def format_summary(result: RunResult) -> str:
+    lines = [f"run {result.run_id}  ->  {result.folder}"]
+    header = (
+        f"  {'variant':<10}{'phase':<10}{'requests':>9}{'errors':>8}{'error %':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    )
+    lines.append(header)
+    for variant in result.variants:
+        for phase in ("baseline", "faults", "recovery", "all"):
+            s = variant.summary.get(phase)
+            if not s:
+                continue
+            p50 = f"{s['p50_ms']:.1f}" if s["p50_ms"] is not None else "-"
+            p99 = f"{s['p99_ms']:.1f}" if s["p99_ms"] is not None else "-"
+            lines.append(
+                f"  {variant.name:<10}{phase:<10}{s['requests']:>9}{s['errors']:>8}"
+                f"{s['error_rate']:>9.2%}{p50:>9}{p99:>9}"
+            )
+        lines.append(f"  {variant.name:<10}records {variant.records} / Locust total {variant.locust_total}")
+    return "\n".join(lines)
+
+
+def main_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
