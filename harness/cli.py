@@ -71,9 +71,8 @@ def run(
             if seed is not None:
                 updates["seed"] = seed
             scenario = scenario.model_copy(update=updates)
-            click.echo(
-                f"== {scenario.name}: {scenario.description.strip().splitlines()[0] if scenario.description else ''}"
-            )
+            headline = scenario.description.strip().splitlines()[0] if scenario.description else ""
+            click.echo(f"== {scenario.name}: {headline}")
             result = runner.run(scenario, target=target_url, control=not no_control)
             click.echo(format_summary(result))
             folders.append(result.folder)

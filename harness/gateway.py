@@ -211,19 +211,34 @@ class Gateway:
         )
 
     async def _relay(
-        self, request: web.Request, stream: StreamStart, headers: dict[str, str]
+        self,
+        request: web.Request,
+        stream: StreamStart,
+        headers: dict[str, str],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        try:
-            await response.write(b"data: " + stream.first + b"\n\n")
-            async for payload in stream.events(self.config.policies.stream_idle_timeout):
+
+        async def send(payload: bytes) -> None:
+            try:
                 await response.write(b"data: " + payload + b"\n\n")
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                raise _ClientGone from None
+
+        try:
+            await send(stream.first)
+            async for payload in stream.events(self.config.policies.stream_idle_timeout):
+                await send(payload)
+        except _ClientGone:
+            stream.settle(failed=False)  # the client left: says nothing about the model
+            stream.close()
+            return response
         except (ModelCallError, TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             # Bytes have gone out: no failover now. End with an in-band error and no [DONE],
             # so no client mistakes the truncated answer for a complete one.
+            stream.settle(failed=True)
             message = (
                 "the model stream failed mid-answer"
                 if not isinstance(exc, TimeoutError)
@@ -232,9 +247,8 @@ class Gateway:
             error = {"error": {"message": message, "type": "stream_error", "code": "stream_interrupted"}}
             await _write_quietly(response, f"data: {json.dumps(error)}\n\n".encode())
             return response
-        except ConnectionResetError:
-            stream.close()
-            return response
+        finally:
+            stream.settle(failed=False)  # no-op when already settled
         await _write_quietly(response, b"data: [DONE]\n\n")
         return response
 
@@ -264,6 +278,10 @@ class Gateway:
             "pools": {name: [label for label, _ in pool] for name, pool in self.pools.items()},
             "refused_admin_requests": self.bad_tokens,
         }
+
+
+class _ClientGone(Exception):
+    """Writing to the client failed: it disconnected mid-stream."""
 
 
 def _degraded_completion(text: str, stream: bool) -> dict[str, Any]:

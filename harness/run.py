@@ -9,6 +9,7 @@ files already written stay on disk.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import signal
@@ -220,9 +221,8 @@ class Runner:
         timeline = Timeline(scenario)
         if mode is not None:
             policies = dict(scenario.system_under_test.policies)
-            config = gateway_config(
-                stack, mode, policies, folder / "audit.jsonl", scenario.system_under_test.plan
-            )
+            sut = scenario.system_under_test
+            config = gateway_config(stack, mode, policies, folder / "audit.jsonl", sut.plan, sut.hedge_delay)
             config["admin_token"] = _TOKEN
             url = stack.start_gateway(config, folder, "gateway")
         else:
@@ -278,12 +278,10 @@ class Runner:
             finally:
                 applier.clear_all(time.time() - t0)
                 locust.stop(timeout=10)
-                try:
+                with contextlib.suppress(Exception):  # a dead endpoint process must not hide the records
                     (folder / "endpoint_counts.json").write_text(
                         json.dumps(stack.endpoint_counts(), indent=1)
                     )
-                except Exception:
-                    pass
                 if mode is not None:
                     stack.stop_gateway()
         rows = list(csv.DictReader(records.open(encoding="utf-8"))) if records.exists() else []

@@ -42,6 +42,7 @@ class SystemUnderTest(_Strict):
 
     kind: Literal["gateway", "external"] = "gateway"
     plan: Literal["sequential", "hedged", "weighted"] = "sequential"
+    hedge_delay: float = Field(0.5, ge=0)
     policies: dict[str, Any] = Field(default_factory=dict)
     base_url: str | None = None
     model: str = "chat"

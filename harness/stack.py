@@ -94,6 +94,7 @@ def gateway_config(
     policies: dict[str, Any] | None = None,
     audit_path: Path | None = None,
     plan: str = "sequential",
+    hedge_delay: float = 0.5,
 ) -> dict[str, Any]:
     """A gateway config whose group `chat` spans every model, each reached through its proxy."""
     providers = [{"name": m, "base_url": f"{stack.proxy_urls[m]}/v1", "models": [m]} for m in stack.models]
@@ -103,7 +104,7 @@ def gateway_config(
         "host": LOOPBACK,
         "port": 0,
         "providers": providers,
-        "groups": {GROUP: {"deployments": deployments, "plan": plan}},
+        "groups": {GROUP: {"deployments": deployments, "plan": plan, "hedge_delay": hedge_delay}},
         "policies": policies or {},
     }
     if audit_path is not None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -19,11 +19,26 @@ from resilience_core import ModelCallError
 
 @dataclass
 class StreamStart:
-    """An upstream stream whose first event arrived: the rest is read with `events()`."""
+    """An upstream stream whose first event arrived: the rest is read with `events()`.
+
+    It is a settleable value for resilience_core: the breaker and metrics of its model judge
+    the attempt when `settle(failed)` is called at the stream's end, not at its first byte.
+    """
 
     response: aiohttp.ClientResponse
     first: bytes
     model: str
+    _callbacks: list[Callable[[bool], None]] = field(default_factory=list)
+    _settled: bool = False
+
+    def on_settled(self, callback: Callable[[bool], None]) -> None:
+        self._callbacks.append(callback)
+
+    def settle(self, failed: bool) -> None:
+        if not self._settled:
+            self._settled = True
+            for callback in self._callbacks:
+                callback(failed)
 
     async def events(self, idle_timeout: float) -> AsyncIterator[bytes]:
         """The remaining `data:` lines, raising on idle timeout, bad JSON or a missing [DONE]."""

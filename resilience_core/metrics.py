@@ -6,12 +6,13 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .context import Context
-from .outcome import Outcome
+from .outcome import Outcome, settle_later
 from .policy import Next
 
 DEFAULT_WINDOW = 200
@@ -213,11 +214,16 @@ class MetricsPolicy:
         outcome = await next(ctx)
         if ctx.attempt_ended < 0:
             return outcome  # rejected before reaching the upstream: not an attempt
+        if outcome.error is None and settle_later(outcome, partial(self._settled, ctx)):
+            return outcome
         failed = outcome.error is not None
         if failed and self.counts_as_failure is not None:
             failed = self.counts_as_failure(outcome)
         self.metrics.record(ctx.attempt_ended - ctx.attempt_started, failed)
         return outcome
+
+    def _settled(self, ctx: Context, failed: bool) -> None:
+        self.metrics.record(ctx.clock.now() - ctx.attempt_started, failed)
 
     def describe(self) -> str:
         return f"Metrics({self.metrics.model})"

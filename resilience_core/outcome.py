@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -29,6 +30,27 @@ class Outcome:
         if self.error is not None:
             raise self.error
         return self.value
+
+
+class Settleable(Protocol):
+    """A value whose real result is known only later, such as a stream that has started.
+
+    Breaker, metrics and recovery hold their judgement until the value calls back with
+    `failed`, so a stream cut mid-answer counts against its model like any failed call.
+    """
+
+    def on_settled(self, callback: Callable[[bool], None]) -> None: ...
+
+
+def settle_later(outcome: Outcome, callback: Callable[[bool], None]) -> bool:
+    """Register `callback(failed)` if the outcome's value settles later; False if it is final."""
+    if outcome.error is not None:
+        return False
+    register = getattr(outcome.value, "on_settled", None)
+    if register is None:
+        return False
+    register(callback)
+    return True
 
 
 def status_of(outcome: Outcome) -> int | None:

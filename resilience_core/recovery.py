@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from .circuit.breaker import CircuitBreaker
 from .circuit.state import CircuitState
 from .context import Context
 from .events import CircuitStateChanged, Event, RestorationStepChanged
-from .outcome import Outcome
+from .outcome import Outcome, settle_later
 from .policy import Next
 from .predicates import TRANSIENT, Predicate
 
@@ -136,9 +137,15 @@ class AutoRecovery:
 
     async def __call__(self, ctx: Context, next: Next) -> Outcome:
         outcome = await next(ctx)
-        if outcome.error is not None and self.restoration.active and self.failure(outcome):
+        if outcome.error is None:
+            settle_later(outcome, partial(self._settled, ctx))
+        elif self.restoration.active and self.failure(outcome):
             self.breaker.trip(ctx.clock.now(), "failure during progressive restoration")
         return outcome
+
+    def _settled(self, ctx: Context, failed: bool) -> None:
+        if failed and self.restoration.active:
+            self.breaker.trip(ctx.clock.now(), "late failure during progressive restoration")
 
     def describe(self) -> str:
         return f"AutoRecovery({self.breaker.name})"

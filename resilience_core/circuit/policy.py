@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from ..context import Context
 from ..errors import CircuitOpenError
-from ..outcome import Outcome
+from ..outcome import Outcome, settle_later
 from ..policy import Next
 from ..predicates import TRANSIENT, Predicate
 from .breaker import NO_PERMIT, CircuitBreaker
@@ -47,10 +48,16 @@ class CircuitBreakerPolicy:
         if ctx.attempt_ended < 0:
             breaker.release(permit)  # rejected further in (bulkhead): says nothing of the model
             return outcome
+        if outcome.error is None and settle_later(outcome, partial(self._settled, ctx, permit)):
+            return outcome
         failed = outcome.error is not None and self.failure(outcome)
         duration = ctx.attempt_ended - ctx.attempt_started
         breaker.on_result(permit, failed=failed, duration=duration, now=ctx.attempt_ended)
         return outcome
+
+    def _settled(self, ctx: Context, permit: int, failed: bool) -> None:
+        now = ctx.clock.now()
+        self.breaker.on_result(permit, failed=failed, duration=now - ctx.attempt_started, now=now)
 
     def describe(self) -> str:
         return f"CircuitBreaker({self.breaker.name})"

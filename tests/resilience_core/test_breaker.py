@@ -254,3 +254,35 @@ class BreakerAgainstReference(RuleBasedStateMachine):
 
 BreakerAgainstReference.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestBreakerAgainstReference = BreakerAgainstReference.TestCase
+
+
+class Stream:
+    """A value whose result is known later, like a stream that has started."""
+
+    def __init__(self):
+        self.callbacks = []
+
+    def on_settled(self, callback):
+        self.callbacks.append(callback)
+
+    def settle(self, failed):
+        for callback in self.callbacks:
+            callback(failed)
+
+
+def test_settleable_values_are_judged_when_they_settle_not_when_returned(clock):
+    from resilience_core import MetricsCollector
+
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(consecutive_failures=2))
+    metrics = MetricsCollector()
+    streams = [Stream(), Stream()]
+    upstream = Scripted(clock, streams)
+    pipeline = Pipeline(CircuitBreakerPolicy(breaker), metrics.policy("m"))
+    for _ in streams:
+        outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+        assert outcome.ok
+    assert breaker.state is CircuitState.CLOSED and metrics.snapshot("m").calls == 0
+    for stream in streams:
+        stream.settle(failed=True)  # both cut mid-answer
+    assert breaker.state is CircuitState.OPEN
+    assert metrics.snapshot("m").failures == 2
