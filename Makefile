@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: setup
-	$(BIN)/chaos-harness demo
+DEMO_SCALE ?= 0.5
 
-test: setup
+demo: setup .bin/toxiproxy-server
+	$(BIN)/chaos-harness demo
+	$(BIN)/chaos-harness run scenarios/smoke --time-scale $(DEMO_SCALE) --out runs
+
+test: setup .bin/toxiproxy-server
 	$(BIN)/python -m pytest
 
 bench: setup

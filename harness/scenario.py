@@ -71,7 +71,8 @@ class NetworkFault(_Strict):
     type: Literal["latency", "bandwidth", "slicer", "slow_close", "timeout", "reset_peer", "limit_data"]
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(1.0, ge=0, le=1)
-    attributes: dict[str, float] = Field(default_factory=dict)
+    attributes: dict[str, int] = Field(default_factory=dict)
+    """Toxiproxy's attributes are integers (milliseconds, KB/s, bytes)."""
 
 
 class Fault(_Strict):

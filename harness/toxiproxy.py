@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from urllib.parse import urlparse
 
 import requests
 from toxiproxy import Toxiproxy as _Client
+from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from harness.processes import LOOPBACK, Child, EnvironmentProblem, free_port, wait_until
 
@@ -87,6 +90,18 @@ class ToxiproxyServer:
             self.child.stop()
 
 
+@contextmanager
+def _client_errors(action: str) -> Iterator[None]:
+    """The client raises its own exception types (with tracebacks attached); make them one line."""
+    try:
+        yield
+    except (InvalidToxic, NotFound, ProxyExists, requests.RequestException) as exc:
+        detail = exc.args[0] if exc.args else type(exc).__name__
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace").strip()
+        raise EnvironmentProblem(f"toxiproxy: {action}: {detail}") from None
+
+
 class Toxics:
     """Create proxies, add and remove toxics, take proxies down and up, reset everything."""
 
@@ -122,18 +137,21 @@ class Toxics:
         stream: str = "downstream",
         toxicity: float = 1.0,
     ) -> None:
-        target = self._client.get_proxy(proxy)
-        target.add_toxic(name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attributes)
+        with _client_errors(f"adding {toxic_type} toxic to {proxy}"):
+            target = self._client.get_proxy(proxy)
+            target.add_toxic(name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attributes)
 
     def remove_toxic(self, proxy: str, name: str) -> None:
-        self._client.get_proxy(proxy).destroy_toxic(name)
+        with _client_errors(f"removing toxic {name} from {proxy}"):
+            self._client.get_proxy(proxy).destroy_toxic(name)
 
     def set_enabled(self, proxy: str, enabled: bool) -> None:
-        target = self._client.get_proxy(proxy)
-        if enabled:
-            target.enable()
-        else:
-            target.disable()
+        with _client_errors(f"{'enabling' if enabled else 'disabling'} {proxy}"):
+            target = self._client.get_proxy(proxy)
+            if enabled:
+                target.enable()
+            else:
+                target.disable()
 
     def active(self) -> dict[str, Any]:
         """Every proxy's enabled flag and toxic names, straight from the server."""

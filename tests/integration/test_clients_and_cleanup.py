@@ -1,0 +1,111 @@
+"""The official openai client against our endpoints and gateway; cleanup after SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+from harness.processes import Child, free_port, wait_until
+from harness.stack import gateway_config, start_stack
+from harness.toxiproxy import Toxics
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stack")
+    running = start_stack(2, folder)
+    running.start_gateway(gateway_config(running, "resilient"), folder)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("target", ["endpoint", "gateway"])
+def test_openai_client_works_streaming_and_not(stack, target):
+    base = stack.endpoint_urls["model-0"] if target == "endpoint" else stack.gateway_url
+    model = "model-0" if target == "endpoint" else "chat"
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0, timeout=10)
+    answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content.strip()
+    pieces = [
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        if chunk.choices
+    ]
+    assert "".join(pieces).strip()
+    assert [m.id for m in client.models.list().data]
+
+
+def test_gateway_errors_are_openai_style_and_admin_needs_the_token(stack):
+    response = requests.post(f"{stack.gateway_url}/v1/chat/completions", json={"model": "nope", "messages": []})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+    assert requests.get(f"{stack.gateway_url}/admin/state", timeout=5).status_code == 401
+    metrics = requests.get(f"{stack.gateway_url}/metrics", timeout=5).text
+    assert "model_calls_total" in metrics
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sigint_during_a_fault_leaves_no_toxic_and_no_process(tmp_path, toxiproxy_binary):
+    port = free_port()
+    server = Child("toxiproxy", [str(toxiproxy_binary), "-host", "127.0.0.1", "-port", str(port)],
+                   tmp_path / "shared-toxiproxy.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(f"{url}/version", timeout=1).ok, timeout=10, child=server)
+        scenario = tmp_path / "long-fault.yaml"
+        scenario.write_text(json.dumps({
+            "name": "long-fault", "models": {"count": 2}, "load": {"rate": 10, "users": 2},
+            "phases": {"warmup": 0.5, "baseline": 0.5, "recovery": 1},
+            "faults": [{"at": 0, "for": 60, "target": "model-0",
+                        "network": {"type": "latency", "attributes": {"latency": 100}}},
+                       {"at": 0, "for": 60, "target": "model-1", "down": True}],
+        }))
+        out = tmp_path / "runs"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out), "--no-control"],
+            env={**os.environ, "TOXIPROXY_URL": url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        toxics = Toxics(url)
+
+        def fault_is_on():
+            if run.poll() is not None:
+                pytest.fail(f"the run ended early: {run.communicate()[1][-2000:]}")
+            proxies = toxics.active()
+            return proxies.get("model-0", {}).get("toxics") and not proxies["model-1"]["enabled"]
+
+        wait_until(fault_is_on, timeout=30, what="fault applied")
+        time.sleep(0.5)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+        assert run.returncode == 130, stderr
+        assert "interrupted" in stderr
+        assert toxics.active() == {}, "every toxic and proxy of the run is gone from the shared server"
+        assert _processes_mentioning(str(out)) == [], "no child of the run is alive"
+        records = next(out.glob("*/resilient/records.csv"))
+        assert len(records.read_text().splitlines()) > 1, "records written before the interrupt stay"
+    finally:
+        server.stop()

@@ -1,0 +1,106 @@
+"""Short, time-scaled scenario runs through the whole real chain, judged on recorded data."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from harness.run import Runner
+from harness.scenario import load_scenario, parse_scenario
+from harness.stack import PROJECT_ROOT
+from harness.timeline import Timeline
+from tests.integration.conftest import in_window, read_records
+
+SMOKE = PROJECT_ROOT / "scenarios" / "smoke"
+
+
+def quiet(line: str) -> None:
+    return None
+
+
+def test_one_model_down_resilient_keeps_serving_while_control_loses_a_third(tmp_path):
+    scenario = load_scenario(SMOKE / "one-model-down.yaml").model_copy(update={"time_scale": 0.6})
+    result = Runner(tmp_path, progress=quiet).run(scenario)
+    resilient, control = result.variants
+    for variant in result.variants:
+        assert variant.records == variant.locust_total > 0, "every Locust request is recorded"
+    assert resilient.summary["all"]["error_rate"] <= 0.001
+    control_faults = control.summary["faults"]
+    assert 0.2 <= control_faults["error_rate"] <= 0.45, control_faults  # about 1/N with N = 3
+    applied = [json.loads(line) for line in (resilient.folder / "timeline.jsonl").read_text().splitlines()]
+    assert [(a["action"], a["kind"], a["model"]) for a in applied] == [
+        ("start", "down", "model-0"), ("stop", "down", "model-0")
+    ]
+    start, end = Timeline(scenario.scaled()).windows()[0][1:]
+    assert abs(applied[0]["t"] - start) < 0.3 and abs(applied[1]["t"] - end) < 0.3
+    served = {r["served_by"] for r in in_window(read_records(resilient.folder), start + 0.5, end)}
+    assert "model-0/model-0" not in served
+    audit = (resilient.folder / "audit.jsonl").read_text()
+    assert '"to":"open"' in audit
+    counts = json.loads((resilient.folder / "endpoint_counts.json").read_text())
+    assert set(counts) == {"model-0", "model-1", "model-2"}
+
+
+def test_latency_toxic_shows_in_the_affected_models_latencies(tmp_path):
+    scenario = parse_scenario({
+        "name": "latency-visible",
+        "models": {"count": 2},
+        "load": {"rate": 20, "users": 2},
+        "phases": {"warmup": 0.5, "baseline": 2, "recovery": 1},
+        "faults": [{"at": 0, "for": 3, "target": "model-0",
+                    "network": {"type": "latency", "attributes": {"latency": 250}}}],
+    })
+    result = Runner(tmp_path, progress=quiet).run(scenario, control=False)
+    rows = read_records(result.variants[0].folder)
+    before = [float(r["latency_ms"]) for r in in_window(rows, 0.5, 2.5) if r["served_by"].startswith("model-0")]
+    during = [float(r["latency_ms"]) for r in in_window(rows, 2.8, 5.5) if r["served_by"].startswith("model-0")]
+    assert before and during
+    assert max(before) < 200
+    assert statistics.median(during) >= 250
+    assert sum(1 for ms in during if ms >= 250) >= 0.9 * len(during)  # a request or two may straddle the edge
+
+
+def test_retry_after_is_honoured_between_attempts(tmp_path):
+    scenario = parse_scenario({
+        "name": "retry-after",
+        "models": {"count": 1},
+        "load": {"rate": 20, "users": 2},
+        "phases": {"warmup": 0.5, "baseline": 1, "recovery": 0.5},
+        "faults": [{"at": 0, "for": 3, "target": "model-0",
+                    "endpoint": {"error_rate": 0.5, "status": 429, "retry_after": 0.3}}],
+        "system_under_test": {"policies": {
+            "retry": {"attempts": 3, "base": 0.01, "cap": 0.05, "jitter": 0.0},
+            "breaker": {"consecutive_failures": 100, "failure_rate": 1.0, "minimum_calls": 1000},
+        }},
+    })
+    result = Runner(tmp_path, progress=quiet).run(scenario, control=False)
+    rows = read_records(result.variants[0].folder)
+    retried = [r for r in rows if r["attempts"] and int(r["attempts"]) >= 2]
+    assert len(retried) >= 5, "a 50 % 429 rate must cause retries"
+    # Each retry waited at least Retry-After (0.3 s), though the backoff alone was <= 0.05 s.
+    for row in retried:
+        assert float(row["latency_ms"]) >= 300 * (int(row["attempts"]) - 1), row
+
+
+def test_a_cut_stream_is_never_counted_as_a_success(tmp_path):
+    scenario = load_scenario(SMOKE / "stream-cut.yaml").model_copy(update={"time_scale": 0.5})
+    result = Runner(tmp_path, progress=quiet).run(scenario)
+    start, end = Timeline(scenario.scaled()).windows()[0][1:]
+    for variant in result.variants:
+        rows = in_window(read_records(variant.folder), start + 0.2, end - 0.2)
+        cut = [r for r in rows if r["served_by"] == "model-0/model-0"]
+        assert cut, f"{variant.name}: some streams must reach the cutting model"
+        assert all(r["ok"] == "False" and r["error_kind"] == "stream_error" for r in cut), variant.name
+    resilient, control = result.variants
+    assert resilient.summary["faults"]["error_rate"] < control.summary["faults"]["error_rate"] / 2
+
+
+@pytest.mark.parametrize("bad", [{"name": "x", "load": {"rate": 0}}])
+def test_runner_never_starts_on_an_invalid_scenario(bad, tmp_path):
+    from harness.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"load\.rate"):
+        parse_scenario(bad)
+    assert not any(tmp_path.iterdir())
