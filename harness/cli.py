@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,13 @@ def demo() -> None:
 @click.option("--target", "target_url", default=None, help="Run against this external base URL instead.")
 @click.option("--seed", type=int, default=None)
 @click.option("--no-control", is_flag=True, help="Skip the passthrough control run.")
+@click.option(
+    "--stack",
+    "stack_file",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Attach to the stack `chaos-harness up` started (its stack.json) instead of starting one.",
+)
 def run(
     target: Path,
     out: Path,
@@ -48,6 +56,7 @@ def run(
     target_url: str | None,
     seed: int | None,
     no_control: bool,
+    stack_file: Path | None,
 ) -> None:
     """Run a scenario file, or every scenario in a folder (a suite)."""
     from harness.processes import EnvironmentProblem
@@ -73,7 +82,7 @@ def run(
             scenario = scenario.model_copy(update=updates)
             headline = scenario.description.strip().splitlines()[0] if scenario.description else ""
             click.echo(f"== {scenario.name}: {headline}")
-            result = runner.run(scenario, target=target_url, control=not no_control)
+            result = runner.run(scenario, target=target_url, control=not no_control, attach=stack_file)
             click.echo(format_summary(result))
             folders.append(result.folder)
     except EnvironmentProblem as exc:
@@ -137,12 +146,16 @@ def up(models: int, mode: str, out: Path) -> None:
         fail(str(exc))
     try:
         url = stack.start_gateway(gateway_config(stack, mode), out)
+        (out / "stack.json").write_text(json.dumps(stack.describe(), indent=2), encoding="utf-8")
         click.echo(f"gateway ({mode}): {url}/v1  (model name: {GROUP})")
         click.echo(f"toxiproxy API:  {stack.toxiproxy.url}")
         for model in stack.models:
             click.echo(
                 f"  {model}: endpoint {stack.endpoint_urls[model]}  via proxy {stack.proxy_urls[model]}"
             )
+        click.echo(
+            f"stack file: {out / 'stack.json'}  (chaos-harness run ... --target URL --stack this-file)"
+        )
         click.echo("Ctrl-C to stop.")
         while all(child.alive() for child in stack.children):
             time.sleep(0.5)

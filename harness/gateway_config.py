@@ -81,8 +81,12 @@ class BreakerPolicy(_Strict):
     failure_rate: float = Field(0.5, gt=0, le=1)
     minimum_calls: int = Field(10, ge=1)
     window_seconds: float | None = Field(10.0, gt=0)
+    """A time window of this many seconds; null for a count window of `window_size` calls."""
+    window_size: int = Field(50, ge=1)
     wait_duration: float = Field(2.0, ge=0)
     half_open_probes: int = Field(2, ge=1)
+    slow_call_duration: float = Field(float("inf"), gt=0)
+    slow_call_rate: float = Field(1.0, gt=0, le=1)
 
     def to_core(self) -> CircuitBreakerConfig:
         return CircuitBreakerConfig(**self.model_dump())

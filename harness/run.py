@@ -176,7 +176,14 @@ class Runner:
         self.progress = progress
         self.workers = workers
 
-    def run(self, scenario: Scenario, *, target: str | None = None, control: bool = True) -> RunResult:
+    def run(
+        self,
+        scenario: Scenario,
+        *,
+        target: str | None = None,
+        control: bool = True,
+        attach: Path | None = None,
+    ) -> RunResult:
         scenario = scenario.scaled()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         run_id = f"{stamp}-{scenario.name}"
@@ -187,12 +194,19 @@ class Runner:
         )
         _terminate_on_sigterm()
         variants = []
-        stack = start_stack(
-            scenario.models.count,
-            folder / "stack",
-            latency=scenario.models.latency.to_model(),
-            seed=scenario.seed,
-        )
+        if attach is not None:
+            stack = Stack.attach(attach)
+            if len(stack.models) < scenario.models.count:
+                raise EnvironmentProblem(
+                    f"{attach} has {len(stack.models)} models; the scenario needs {scenario.models.count}"
+                )
+        else:
+            stack = start_stack(
+                scenario.models.count,
+                folder / "stack",
+                latency=scenario.models.latency.to_model(),
+                seed=scenario.seed,
+            )
         try:
             plan = [("resilient", "resilient")] if target is None else [("external", None)]
             if control and target is None:

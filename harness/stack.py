@@ -3,6 +3,7 @@ model, and a gateway pointed at the proxies. Started in that order, stopped in r
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     gateway_url: str | None = None
     gateway_child: Child | None = None
+    owned: bool = True
+    """False when attached to a stack another process runs: its proxies and processes stay."""
 
     def set_endpoint_fault(self, model: str, fault: EndpointFault) -> None:
         response = requests.post(f"{self.endpoint_urls[model]}/_control/fault", json=asdict(fault), timeout=5)
@@ -74,8 +77,37 @@ class Stack:
             self.gateway_child = None
             self.gateway_url = None
 
+    def describe(self) -> dict[str, Any]:
+        """What another run needs to attach to this stack (`chaos-harness run --stack`)."""
+        return {
+            "models": self.models,
+            "endpoint_urls": self.endpoint_urls,
+            "proxy_urls": self.proxy_urls,
+            "toxiproxy_url": self.toxiproxy.url,
+        }
+
+    @classmethod
+    def attach(cls, path: Path) -> Stack:
+        """A stack someone else started (`chaos-harness up`): we add faults, never stop its processes."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        toxiproxy = ToxiproxyServer(data["toxiproxy_url"], None)
+        wait_until(toxiproxy.version, timeout=5, what=f"reachable at {toxiproxy.url}")
+        return cls(
+            models=list(data["models"]),
+            endpoint_urls=dict(data["endpoint_urls"]),
+            proxy_urls=dict(data["proxy_urls"]),
+            toxiproxy=toxiproxy,
+            toxics=Toxics(toxiproxy.url),
+            owned=False,
+        )
+
     def stop(self) -> None:
         """Remove every toxic, then stop every process we started, newest first."""
+        if not self.owned:
+            self.stop_gateway()
+            with contextlib.suppress(Exception):
+                self.toxics.reset()
+            return
         try:
             self.toxics.reset()
             if self.toxiproxy.child is None:  # a shared server: leave no proxy of ours behind

@@ -139,7 +139,9 @@ class Toxics:
     ) -> None:
         with _client_errors(f"adding {toxic_type} toxic to {proxy}"):
             target = self._client.get_proxy(proxy)
-            target.add_toxic(name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attributes)
+            target.add_toxic(
+                name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attributes
+            )
 
     def remove_toxic(self, proxy: str, name: str) -> None:
         with _client_errors(f"removing toxic {name} from {proxy}"):

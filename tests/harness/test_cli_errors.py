@@ -5,8 +5,9 @@ import pytest
 
 
 def chaos(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,11 @@ def chaos(*args, env=None):
 def test_a_malformed_scenario_exits_2_naming_the_field(tmp_path, content, field, command):
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    result = chaos(command, str(path), "--out", str(tmp_path / "runs")) if command == "run" else chaos(command, str(path))
+    result = (
+        chaos(command, str(path), "--out", str(tmp_path / "runs"))
+        if command == "run"
+        else chaos(command, str(path))
+    )
     assert result.returncode == 2, result.stderr
     assert field in result.stderr
     assert "Traceback" not in result.stderr
@@ -36,8 +41,13 @@ def test_unreachable_toxiproxy_url_is_an_environment_error(tmp_path):
 
     path = tmp_path / "ok.yaml"
     path.write_text("name: ok\nphases: {warmup: 0, baseline: 1, recovery: 0}\n")
-    result = chaos("run", str(path), "--out", str(tmp_path / "runs"),
-                   env={**os.environ, "TOXIPROXY_URL": "http://127.0.0.1:9"})
+    result = chaos(
+        "run",
+        str(path),
+        "--out",
+        str(tmp_path / "runs"),
+        env={**os.environ, "TOXIPROXY_URL": "http://127.0.0.1:9"},
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "127.0.0.1:9" in result.stderr

@@ -47,7 +47,9 @@ def test_openai_client_works_streaming_and_not(stack, target):
 
 
 def test_gateway_errors_are_openai_style_and_admin_needs_the_token(stack):
-    response = requests.post(f"{stack.gateway_url}/v1/chat/completions", json={"model": "nope", "messages": []})
+    response = requests.post(
+        f"{stack.gateway_url}/v1/chat/completions", json={"model": "nope", "messages": []}
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "model_not_found"
     assert requests.get(f"{stack.gateway_url}/admin/state", timeout=5).status_code == 401
@@ -71,23 +73,41 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_sigint_during_a_fault_leaves_no_toxic_and_no_process(tmp_path, toxiproxy_binary):
     port = free_port()
-    server = Child("toxiproxy", [str(toxiproxy_binary), "-host", "127.0.0.1", "-port", str(port)],
-                   tmp_path / "shared-toxiproxy.log")
+    server = Child(
+        "toxiproxy",
+        [str(toxiproxy_binary), "-host", "127.0.0.1", "-port", str(port)],
+        tmp_path / "shared-toxiproxy.log",
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(f"{url}/version", timeout=1).ok, timeout=10, child=server)
         scenario = tmp_path / "long-fault.yaml"
-        scenario.write_text(json.dumps({
-            "name": "long-fault", "models": {"count": 2}, "load": {"rate": 10, "users": 2},
-            "phases": {"warmup": 0.5, "baseline": 0.5, "recovery": 1},
-            "faults": [{"at": 0, "for": 60, "target": "model-0",
-                        "network": {"type": "latency", "attributes": {"latency": 100}}},
-                       {"at": 0, "for": 60, "target": "model-1", "down": True}],
-        }))
+        scenario.write_text(
+            json.dumps(
+                {
+                    "name": "long-fault",
+                    "models": {"count": 2},
+                    "load": {"rate": 10, "users": 2},
+                    "phases": {"warmup": 0.5, "baseline": 0.5, "recovery": 1},
+                    "faults": [
+                        {
+                            "at": 0,
+                            "for": 60,
+                            "target": "model-0",
+                            "network": {"type": "latency", "attributes": {"latency": 100}},
+                        },
+                        {"at": 0, "for": 60, "target": "model-1", "down": True},
+                    ],
+                }
+            )
+        )
         out = tmp_path / "runs"
         run = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out), "--no-control"],
-            env={**os.environ, "TOXIPROXY_URL": url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TOXIPROXY_URL": url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         toxics = Toxics(url)
 
@@ -100,7 +120,7 @@ def test_sigint_during_a_fault_leaves_no_toxic_and_no_process(tmp_path, toxiprox
         wait_until(fault_is_on, timeout=30, what="fault applied")
         time.sleep(0.5)
         run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
+        _, stderr = run.communicate(timeout=30)
         assert run.returncode == 130, stderr
         assert "interrupted" in stderr
         assert toxics.active() == {}, "every toxic and proxy of the run is gone from the shared server"
@@ -109,3 +129,39 @@ def test_sigint_during_a_fault_leaves_no_toxic_and_no_process(tmp_path, toxiprox
         assert len(records.read_text().splitlines()) > 1, "records written before the interrupt stay"
     finally:
         server.stop()
+
+
+def test_up_then_run_against_an_external_gateway_attached_to_that_stack(tmp_path):
+    """The README's route for users' own gateways: `up`, then `run --stack --target`."""
+    from harness.run import Runner
+    from harness.scenario import parse_scenario
+    from tests.integration.conftest import read_records
+
+    folder = tmp_path / "up"
+    up = subprocess.Popen([sys.executable, "-m", "harness", "up", "--models", "2", "--out", str(folder)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stack_file = folder / "stack.json"
+        wait_until(stack_file.exists, timeout=30, what="stack.json written")
+        described = json.loads(stack_file.read_text())
+        gateway = json.loads((folder / "gateway.ready.json").read_text())["url"]  # "their" gateway
+        scenario = parse_scenario({
+            "name": "external", "models": {"count": 2}, "load": {"rate": 20, "users": 2},
+            "phases": {"warmup": 0.5, "baseline": 1, "recovery": 1},
+            "faults": [{"at": 0, "for": 2, "target": "model-0", "down": True}],
+        })
+        result = Runner(tmp_path / "runs", progress=lambda line: None).run(
+            scenario, target=gateway, control=False, attach=stack_file
+        )
+        variant = result.variants[0]
+        assert variant.name == "external" and variant.records == variant.locust_total > 0
+        assert {r["served_by"] for r in read_records(variant.folder)} >= {"model-1/model-1"}
+        toxics = Toxics(described["toxiproxy_url"])
+        assert toxics.active() == {m: {"enabled": True, "toxics": []} for m in described["models"]}, \
+            "the attached stack is left as it was found, still running"
+        assert up.poll() is None
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=30)
+    assert up.returncode == 0
+    assert _processes_mentioning(str(folder)) == []

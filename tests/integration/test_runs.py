@@ -31,7 +31,8 @@ def test_one_model_down_resilient_keeps_serving_while_control_loses_a_third(tmp_
     assert 0.2 <= control_faults["error_rate"] <= 0.45, control_faults  # about 1/N with N = 3
     applied = [json.loads(line) for line in (resilient.folder / "timeline.jsonl").read_text().splitlines()]
     assert [(a["action"], a["kind"], a["model"]) for a in applied] == [
-        ("start", "down", "model-0"), ("stop", "down", "model-0")
+        ("start", "down", "model-0"),
+        ("stop", "down", "model-0"),
     ]
     start, end = Timeline(scenario.scaled()).windows()[0][1:]
     assert abs(applied[0]["t"] - start) < 0.3 and abs(applied[1]["t"] - end) < 0.3
@@ -44,18 +45,30 @@ def test_one_model_down_resilient_keeps_serving_while_control_loses_a_third(tmp_
 
 
 def test_latency_toxic_shows_in_the_affected_models_latencies(tmp_path):
-    scenario = parse_scenario({
-        "name": "latency-visible",
-        "models": {"count": 2},
-        "load": {"rate": 20, "users": 2},
-        "phases": {"warmup": 0.5, "baseline": 2, "recovery": 1},
-        "faults": [{"at": 0, "for": 3, "target": "model-0",
-                    "network": {"type": "latency", "attributes": {"latency": 250}}}],
-    })
+    scenario = parse_scenario(
+        {
+            "name": "latency-visible",
+            "models": {"count": 2},
+            "load": {"rate": 20, "users": 2},
+            "phases": {"warmup": 0.5, "baseline": 2, "recovery": 1},
+            "faults": [
+                {
+                    "at": 0,
+                    "for": 3,
+                    "target": "model-0",
+                    "network": {"type": "latency", "attributes": {"latency": 250}},
+                }
+            ],
+        }
+    )
     result = Runner(tmp_path, progress=quiet).run(scenario, control=False)
     rows = read_records(result.variants[0].folder)
-    before = [float(r["latency_ms"]) for r in in_window(rows, 0.5, 2.5) if r["served_by"].startswith("model-0")]
-    during = [float(r["latency_ms"]) for r in in_window(rows, 2.8, 5.5) if r["served_by"].startswith("model-0")]
+    before = [
+        float(r["latency_ms"]) for r in in_window(rows, 0.5, 2.5) if r["served_by"].startswith("model-0")
+    ]
+    during = [
+        float(r["latency_ms"]) for r in in_window(rows, 2.8, 5.5) if r["served_by"].startswith("model-0")
+    ]
     assert before and during
     assert max(before) < 200
     assert statistics.median(during) >= 250
@@ -63,18 +76,28 @@ def test_latency_toxic_shows_in_the_affected_models_latencies(tmp_path):
 
 
 def test_retry_after_is_honoured_between_attempts(tmp_path):
-    scenario = parse_scenario({
-        "name": "retry-after",
-        "models": {"count": 1},
-        "load": {"rate": 20, "users": 2},
-        "phases": {"warmup": 0.5, "baseline": 1, "recovery": 0.5},
-        "faults": [{"at": 0, "for": 3, "target": "model-0",
-                    "endpoint": {"error_rate": 0.5, "status": 429, "retry_after": 0.3}}],
-        "system_under_test": {"policies": {
-            "retry": {"attempts": 3, "base": 0.01, "cap": 0.05, "jitter": 0.0},
-            "breaker": {"consecutive_failures": 100, "failure_rate": 1.0, "minimum_calls": 1000},
-        }},
-    })
+    scenario = parse_scenario(
+        {
+            "name": "retry-after",
+            "models": {"count": 1},
+            "load": {"rate": 20, "users": 2},
+            "phases": {"warmup": 0.5, "baseline": 1, "recovery": 0.5},
+            "faults": [
+                {
+                    "at": 0,
+                    "for": 3,
+                    "target": "model-0",
+                    "endpoint": {"error_rate": 0.5, "status": 429, "retry_after": 0.3},
+                }
+            ],
+            "system_under_test": {
+                "policies": {
+                    "retry": {"attempts": 3, "base": 0.01, "cap": 0.05, "jitter": 0.0},
+                    "breaker": {"consecutive_failures": 100, "failure_rate": 1.0, "minimum_calls": 1000},
+                }
+            },
+        }
+    )
     result = Runner(tmp_path, progress=quiet).run(scenario, control=False)
     rows = read_records(result.variants[0].folder)
     retried = [r for r in rows if r["attempts"] and int(r["attempts"]) >= 2]
