@@ -45,6 +45,9 @@ from resilience_core import (
 
 log = logging.getLogger("harness.gateway")
 
+MAX_GROUPS = 1000
+"""Wildcard providers add a group per model name asked for; a bound keeps a typo storm finite."""
+
 
 def openai_error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
     """An OpenAI-style error body: a clear message, never upstream URLs, keys or tracebacks."""
@@ -59,7 +62,8 @@ def error_response(error: BaseException | None) -> web.Response:
             "invalid_request_error" if error.status != 429 else "rate_limit_error",
             error.code,
         )
-    if isinstance(error, DeadlineExceededError | AttemptTimeoutError | TimeoutError):
+    timed_out = isinstance(error, ModelCallError) and error.status == 504
+    if timed_out or isinstance(error, DeadlineExceededError | AttemptTimeoutError | TimeoutError):
         return openai_error(504, "the model did not answer in time", "timeout")
     if isinstance(error, RejectedError):
         return openai_error(503, "no model is available right now", "service_unavailable")
@@ -85,13 +89,16 @@ class Gateway:
         if self.config.audit_path:
             self.audit = AuditTrail(self.config.audit_path)
         for name, group in self._groups().items():
-            upstreams = [
-                (f"{d.provider}/{d.model}", d, self._upstream(d.provider, d.model)) for d in group.deployments
-            ]
-            self.pools[name] = [(label, upstream) for label, _, upstream in upstreams]
-            self._turns[name] = itertools.cycle(range(len(upstreams)))
-            if self.config.mode == "resilient":
-                self.routers[name] = self._router(group, upstreams)
+            self._add_group(name, group)
+
+    def _add_group(self, name: str, group: Group) -> None:
+        upstreams = [
+            (f"{d.provider}/{d.model}", d, self._upstream(d.provider, d.model)) for d in group.deployments
+        ]
+        self.pools[name] = [(label, upstream) for label, _, upstream in upstreams]
+        self._turns[name] = itertools.cycle(range(len(upstreams)))
+        if self.config.mode == "resilient":
+            self.routers[name] = self._router(group, upstreams)
 
     def _groups(self) -> dict[str, Group]:
         """Configured groups, plus one implicit group per explicitly named provider model."""
@@ -104,10 +111,23 @@ class Gateway:
                     groups[model] = Group(deployments=[Deployment(provider=provider.name, model=model)])
         return groups
 
+    def _add_wildcard_group(self, model: str) -> bool:
+        """A model no group names, served by a provider with a wildcard: route it there."""
+        from harness.gateway_config import Deployment
+
+        provider = next((p for p in self.config.providers if p.serves(model)), None)
+        if provider is None or len(self.pools) >= MAX_GROUPS:
+            return False
+        group = Group(deployments=[Deployment(provider=provider.name, model=model)])
+        self._add_group(model, group)
+        return True
+
     def _upstream(self, provider_name: str, model: str) -> Upstream:
         provider = self.config.provider(provider_name)
         assert self.session is not None
-        return Upstream(self.session, provider.base_url, model, provider.api_key)
+        return Upstream(
+            self.session, provider.base_url, model, provider.api_key, self.config.policies.first_token_timeout
+        )
 
     def _router(self, group: Group, upstreams: list[tuple[str, Any, Upstream]]) -> ModelRouter:
         policies = self.config.policies
@@ -163,7 +183,7 @@ class Gateway:
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return openai_error(400, "the request needs a string 'model'", "invalid_request_error")
         chain = [body["model"], *self._fallbacks(body)]
-        unknown = [name for name in chain if name not in self.pools]
+        unknown = [name for name in chain if name not in self.pools and not self._add_wildcard_group(name)]
         if unknown:
             return openai_error(
                 404, f"unknown model {unknown[0]!r}", "invalid_request_error", "model_not_found"

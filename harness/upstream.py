@@ -102,8 +102,16 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
 class Upstream:
     """One deployment: a base URL, a model name, an optional key, and a shared session."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, model: str, api_key: str | None):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        first_token_timeout: float | None = None,
+    ):
         self.session = session
+        self.first_token_timeout = first_token_timeout
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -130,20 +138,30 @@ class Upstream:
         return answer
 
     async def _stream(self, payload: dict[str, Any]) -> StreamStart:
-        response = await self.session.post(self.url, json=payload, headers=self.headers)
+        response: aiohttp.ClientResponse | None = None
         try:
-            await _raise_for_status(response)
-            while True:
-                line = await response.content.readline()
-                if not line:
-                    raise ModelCallError("upstream stream ended before the first token", status=502)
-                line = line.strip()
-                if line.startswith(b"data:"):
-                    payload_bytes = line[5:].strip()
-                    if payload_bytes == b"[DONE]":
-                        raise ModelCallError("upstream stream had no content", status=502)
-                    _parse_chunk(payload_bytes)
-                    return StreamStart(response, payload_bytes, self.model)
+            async with asyncio.timeout(self.first_token_timeout):  # headers and the first event
+                response = await self.session.post(self.url, json=payload, headers=self.headers)
+                await _raise_for_status(response)
+                return await self._first_event(response)
+        except TimeoutError:
+            if response is not None:
+                response.close()
+            raise ModelCallError("no first token in time", status=504) from None
         except BaseException:
-            response.close()
+            if response is not None:
+                response.close()
             raise
+
+    async def _first_event(self, response: aiohttp.ClientResponse) -> StreamStart:
+        while True:
+            line = await response.content.readline()
+            if not line:
+                raise ModelCallError("upstream stream ended before the first token", status=502)
+            line = line.strip()
+            if line.startswith(b"data:"):
+                payload_bytes = line[5:].strip()
+                if payload_bytes == b"[DONE]":
+                    raise ModelCallError("upstream stream had no content", status=502)
+                _parse_chunk(payload_bytes)
+                return StreamStart(response, payload_bytes, self.model)

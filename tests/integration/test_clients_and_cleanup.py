@@ -138,18 +138,26 @@ def test_up_then_run_against_an_external_gateway_attached_to_that_stack(tmp_path
     from tests.integration.conftest import read_records
 
     folder = tmp_path / "up"
-    up = subprocess.Popen([sys.executable, "-m", "harness", "up", "--models", "2", "--out", str(folder)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "harness", "up", "--models", "2", "--out", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         stack_file = folder / "stack.json"
         wait_until(stack_file.exists, timeout=30, what="stack.json written")
         described = json.loads(stack_file.read_text())
         gateway = json.loads((folder / "gateway.ready.json").read_text())["url"]  # "their" gateway
-        scenario = parse_scenario({
-            "name": "external", "models": {"count": 2}, "load": {"rate": 20, "users": 2},
-            "phases": {"warmup": 0.5, "baseline": 1, "recovery": 1},
-            "faults": [{"at": 0, "for": 2, "target": "model-0", "down": True}],
-        })
+        scenario = parse_scenario(
+            {
+                "name": "external",
+                "models": {"count": 2},
+                "load": {"rate": 20, "users": 2},
+                "phases": {"warmup": 0.5, "baseline": 1, "recovery": 1},
+                "faults": [{"at": 0, "for": 2, "target": "model-0", "down": True}],
+            }
+        )
         result = Runner(tmp_path / "runs", progress=lambda line: None).run(
             scenario, target=gateway, control=False, attach=stack_file
         )
@@ -157,11 +165,37 @@ def test_up_then_run_against_an_external_gateway_attached_to_that_stack(tmp_path
         assert variant.name == "external" and variant.records == variant.locust_total > 0
         assert {r["served_by"] for r in read_records(variant.folder)} >= {"model-1/model-1"}
         toxics = Toxics(described["toxiproxy_url"])
-        assert toxics.active() == {m: {"enabled": True, "toxics": []} for m in described["models"]}, \
+        assert toxics.active() == {m: {"enabled": True, "toxics": []} for m in described["models"]}, (
             "the attached stack is left as it was found, still running"
+        )
         assert up.poll() is None
     finally:
         up.send_signal(signal.SIGINT)
         up.communicate(timeout=30)
     assert up.returncode == 0
     assert _processes_mentioning(str(folder)) == []
+
+
+def test_wildcard_provider_and_first_token_timeout(stack, tmp_path):
+    from harness.faults import EndpointFault
+
+    config = {
+        "mode": "resilient", "host": "127.0.0.1", "port": 0,
+        "providers": [{"name": "any", "base_url": f"{stack.proxy_urls['model-0']}/v1", "models": ["*"]}],
+        "policies": {"first_token_timeout": 0.3, "retry": None},
+    }
+    from harness.stack import Stack
+
+    own = Stack(stack.models, stack.endpoint_urls, stack.proxy_urls, stack.toxiproxy, stack.toxics, owned=False)
+    url = own.start_gateway(config, tmp_path, "wildcard-gateway")
+    try:
+        body = {"model": "any-model-name", "messages": [{"role": "user", "content": "hi"}]}
+        answer = requests.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+        assert answer.status_code == 200 and answer.headers["x-served-by"] == "any/any-model-name"
+        stack.set_endpoint_fault("model-0", EndpointFault(extra_first_token=3.0))
+        started = time.monotonic()
+        slow = requests.post(f"{url}/v1/chat/completions", json={**body, "stream": True}, timeout=10)
+        assert slow.status_code == 504 and time.monotonic() - started < 1.5
+    finally:
+        stack.clear_endpoint_fault("model-0")
+        own.stop_gateway()
