@@ -42,6 +42,7 @@ def demo() -> None:
 @click.option("--target", "target_url", default=None, help="Run against this external base URL instead.")
 @click.option("--seed", type=int, default=None)
 @click.option("--no-control", is_flag=True, help="Skip the passthrough control run.")
+@click.option("--workers", type=int, default=0, help="Locust master + N worker processes on this machine.")
 @click.option(
     "--stack",
     "stack_file",
@@ -57,6 +58,7 @@ def run(
     seed: int | None,
     no_control: bool,
     stack_file: Path | None,
+    workers: int,
 ) -> None:
     """Run a scenario file, or every scenario in a folder (a suite)."""
     from harness.processes import EnvironmentProblem
@@ -69,7 +71,9 @@ def run(
         fail(str(exc))
     if time_scale is not None and time_scale <= 0:
         fail("--time-scale must be > 0")
-    runner = Runner(out, progress=main_progress)
+    if workers < 0:
+        fail("--workers must be >= 0")
+    runner = Runner(out, progress=main_progress, workers=workers)
     folders = []
     started = time.monotonic()
     try:

@@ -36,6 +36,7 @@ FIELDS = [
     "stream",
     "user",
 ]
+LOOPBACK = "127.0.0.1"
 MAX_IN_FLIGHT_PER_USER = 500
 IN_FLIGHT: set[gevent.Greenlet] = set()
 """Every request greenlet not yet finished, across users (gevent: one thread, no locks)."""
@@ -90,7 +91,9 @@ class ChatUser(HttpUser):
     def on_start(self) -> None:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=MAX_IN_FLIGHT_PER_USER)
         self.client.mount("http://", adapter)
-        self.index = ChatUser.count = getattr(ChatUser, "count", -1) + 1
+        local = ChatUser.count = getattr(ChatUser, "count", -1) + 1
+        worker = getattr(self.environment.runner, "worker_index", 0) or 0
+        self.index = worker * Settings.users + local
         self.rng = random.Random(Settings.seed * 7919 + self.index)
         self.interval = Settings.users / Settings.rate
         self.next_at = Settings.t0 + self.interval * self.index / Settings.users
@@ -204,21 +207,33 @@ class ChatUser(HttpUser):
         context.update(ok=done, error_kind="" if done else "stream_truncated")
 
 
-def run(args: argparse.Namespace) -> int:
+def _configure(args: argparse.Namespace) -> None:
     Settings.rate, Settings.users = args.rate, args.users
     Settings.stream_share, Settings.model = args.stream_share, args.model
     Settings.request_timeout, Settings.seed = args.request_timeout, args.seed
     Settings.t0 = args.t0 or time.time()
     Settings.stop_sending_at = Settings.t0 + args.duration
+
+
+def _drain(timeout: float) -> None:
+    until = time.time() + timeout
+    while IN_FLIGHT and time.time() < until:
+        gevent.sleep(0.05)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers:
+        return run_master(args)
+    if args.worker_of:
+        return run_worker(args)
+    _configure(args)
     recorder = Recorder(args.records)
     events.request.add_listener(recorder.on_request)
     environment = Environment(user_classes=[ChatUser], events=events, host=args.host)
     runner = environment.create_local_runner()
     runner.start(args.users, spawn_rate=min(100, args.users))
     gevent.sleep(max(0.0, Settings.stop_sending_at - time.time()))
-    drain_until = time.time() + args.request_timeout + 1
-    while IN_FLIGHT and time.time() < drain_until:
-        gevent.sleep(0.05)
+    _drain(args.request_timeout + 1)
     runner.quit()
     runner.greenlet.join()
     total = environment.stats.total.num_requests + environment.stats.total.num_none_requests
@@ -235,6 +250,117 @@ def run(args: argparse.Namespace) -> int:
     return 0  # our verdicts decide, not Locust's exit-on-any-failure
 
 
+def run_worker(args: argparse.Namespace) -> int:
+    """A Locust worker: paces its share of users, drains on stop, records to its own file."""
+    _configure(args)
+    recorder = Recorder(args.records)
+    events.request.add_listener(recorder.on_request)
+    events.test_stopping.add_listener(lambda **kwargs: _drain(args.request_timeout + 1))
+    environment = Environment(user_classes=[ChatUser], events=events, host=args.host)
+    runner = environment.create_worker_runner(LOOPBACK, args.worker_of)
+    runner.greenlet.join()
+    recorder.close()
+    return 0
+
+
+def run_master(args: argparse.Namespace) -> int:
+    """Locust's own distributed mode on this machine: a master and `--workers` worker processes."""
+    import subprocess
+    import sys
+
+    from locust.runners import STATE_STOPPED
+
+    _configure(args)
+    environment = Environment(user_classes=[ChatUser], events=events, host=args.host)
+    port = _free_port()
+    runner = environment.create_master_runner(LOOPBACK, port)
+    worker_files = [args.records.with_name(f"{args.records.name}.worker{i}") for i in range(args.workers)]
+    shared = [
+        "--host",
+        args.host,
+        "--rate",
+        str(args.rate),
+        "--users",
+        str(args.users),
+        "--duration",
+        str(args.duration),
+        "--stream-share",
+        str(args.stream_share),
+        "--model",
+        args.model,
+        "--request-timeout",
+        str(args.request_timeout),
+        "--seed",
+        str(args.seed),
+        "--t0",
+        str(Settings.t0),
+    ]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness.load", *shared, "--worker-of", str(port), "--records", str(path)]
+        )
+        for path in worker_files
+    ]
+    try:
+        until = time.time() + 30
+        while runner.worker_count < args.workers and time.time() < until:
+            gevent.sleep(0.1)
+        if runner.worker_count < args.workers:
+            raise SystemExit(f"only {runner.worker_count} of {args.workers} Locust workers connected")
+        runner.start(args.users, spawn_rate=min(100, args.users))
+        gevent.sleep(max(0.0, Settings.stop_sending_at - time.time()))
+        runner.stop()  # workers drain what is in flight (test_stopping), then report stopped
+        until = time.time() + args.request_timeout + 5
+        while runner.state != STATE_STOPPED and time.time() < until:
+            gevent.sleep(0.1)
+        gevent.sleep(3.5)  # one more stats cycle from every worker before quitting
+        runner.quit()
+        for worker in workers:
+            worker.wait(timeout=30)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    rows = _merge(worker_files, args.records)
+    total = environment.stats.total.num_requests
+    summary = {
+        "locust_requests": total,
+        "locust_failures": environment.stats.total.num_failures,
+        "records": rows,
+        "total": total,
+        "workers": args.workers,
+    }
+    if args.summary:
+        args.summary.write_text(json.dumps(summary))
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _merge(parts: list[Path], target: Path) -> int:
+    """Concatenate worker record files into one (header once), sorted by start time."""
+    rows: list[dict[str, str]] = []
+    for part in parts:
+        if part.exists():
+            with part.open(encoding="utf-8", newline="") as handle:
+                rows.extend(csv.DictReader(handle))
+    rows.sort(key=lambda row: float(row["t"] or 0))
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return len(rows)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Open-loop Locust load at an OpenAI-compatible URL")
     parser.add_argument("--host", required=True)
@@ -248,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t0", type=float, default=0.0, help="the run's epoch start (records are relative)")
     parser.add_argument("--records", type=Path, required=True)
     parser.add_argument("--summary", type=Path)
+    parser.add_argument("--workers", type=int, default=0, help="Locust master + this many worker processes")
+    parser.add_argument("--worker-of", type=int, default=0, help=argparse.SUPPRESS)
     return run(parser.parse_args(argv))
 
 

@@ -268,6 +268,8 @@ class Runner:
             "--summary",
             str(folder / "locust.json"),
         ]
+        if self.workers:
+            load_args += ["--workers", str(self.workers)]
         locust = Child("locust", python_module("harness.load", *load_args), folder / "locust.log")
         tail = RecordTail(records)
         with (folder / "timeline.jsonl").open("w", encoding="utf-8") as log:

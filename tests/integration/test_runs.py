@@ -127,3 +127,24 @@ def test_runner_never_starts_on_an_invalid_scenario(bad, tmp_path):
     with pytest.raises(ScenarioError, match=r"load\.rate"):
         parse_scenario(bad)
     assert not any(tmp_path.iterdir())
+
+
+def test_locust_workers_mode_records_every_request(tmp_path):
+    scenario = parse_scenario(
+        {
+            "name": "workers",
+            "models": {"count": 2},
+            "load": {"rate": 40, "users": 4},
+            "phases": {"warmup": 0.5, "baseline": 1.5, "recovery": 1},
+            "faults": [{"at": 0, "for": 1, "target": "model-0", "down": True}],
+        }
+    )
+    result = Runner(tmp_path, progress=quiet, workers=2).run(scenario, control=False)
+    variant = result.variants[0]
+    locust = json.loads((variant.folder / "locust.json").read_text())
+    assert locust["workers"] == 2
+    assert variant.records == variant.locust_total == locust["locust_requests"]
+    assert variant.records >= 0.9 * 40 * scenario.duration
+    users = {row["user"] for row in read_records(variant.folder)}
+    assert len(users) == 4, "users ran on both workers"
+    assert not list(variant.folder.glob("records.csv.worker*")), "worker files merged into records.csv"
