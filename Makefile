@@ -24,8 +24,9 @@ demo: setup .bin/toxiproxy-server
 test: setup .bin/toxiproxy-server
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup .bin/toxiproxy-server
 	$(BIN)/python -m harness.benchmarks.core_overhead
+	$(BIN)/python -m harness.benchmarks.gateway_overhead
 
 lint: setup
 	$(BIN)/ruff check .

@@ -141,9 +141,10 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/up"), show_default=True)
 def up(models: int, mode: str, out: Path) -> None:
     """Start endpoints, Toxiproxy and a gateway, print their addresses, stop on Ctrl-C."""
-    from harness.processes import EnvironmentProblem
+    from harness.processes import EnvironmentProblem, raise_on_sigterm
     from harness.stack import GROUP, gateway_config, start_stack
 
+    raise_on_sigterm()
     try:
         stack = start_stack(models, out)
     except EnvironmentProblem as exc:

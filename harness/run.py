@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import signal
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ import requests
 import yaml
 
 from harness.faults import EndpointFault
-from harness.processes import Child, EnvironmentProblem, python_module
+from harness.processes import Child, EnvironmentProblem, python_module, raise_on_sigterm
 from harness.scenario import Scenario
 from harness.stack import GROUP, Stack, gateway_config, start_stack
 from harness.timeline import ActiveFault, Timeline
@@ -50,13 +49,6 @@ class RunResult:
     run_id: str
     folder: Path
     variants: list[VariantResult]
-
-
-def _terminate_on_sigterm() -> None:
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 class FaultApplier:
@@ -185,6 +177,9 @@ class Runner:
         attach: Path | None = None,
     ) -> RunResult:
         scenario = scenario.scaled()
+        sut = scenario.system_under_test
+        if target is None and sut.kind == "external":
+            target = sut.base_url
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         run_id = f"{stamp}-{scenario.name}"
         folder = self.out / run_id
@@ -192,7 +187,7 @@ class Runner:
         (folder / "scenario.yaml").write_text(
             yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True), sort_keys=False), encoding="utf-8"
         )
-        _terminate_on_sigterm()
+        raise_on_sigterm()
         variants = []
         if attach is not None:
             stack = Stack.attach(attach)

@@ -13,7 +13,15 @@ import requests
 import yaml
 
 from harness.faults import EndpointFault, LatencyModel
-from harness.processes import LOOPBACK, Child, free_port, python_module, read_ready_file, wait_until
+from harness.processes import (
+    LOOPBACK,
+    Child,
+    EnvironmentProblem,
+    free_ports,
+    python_module,
+    read_ready_file,
+    wait_until,
+)
 from harness.toxiproxy import ProxySpec, Toxics, ToxiproxyServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +152,22 @@ def gateway_config(
     return config
 
 
+def _populate(toxics: Toxics, ports: dict[str, int], tries: int = 3) -> list[ProxySpec]:
+    """One proxy per model on fresh ports; another process may grab a chosen port, so retry."""
+    for attempt in range(tries):
+        listen = free_ports(len(ports))
+        pairs = zip(ports.items(), listen, strict=True)
+        proxies = [ProxySpec(m, f"{LOOPBACK}:{lp}", f"{LOOPBACK}:{p}") for (m, p), lp in pairs]
+        try:
+            toxics.populate(proxies)
+            return proxies
+        except EnvironmentProblem as exc:
+            if "address already in use" not in str(exc) or attempt == tries - 1:
+                raise
+            toxics.delete_proxies([p.name for p in proxies])
+    raise AssertionError("unreachable")
+
+
 def start_stack(models: int, folder: Path, *, latency: LatencyModel | None = None, seed: int = 1) -> Stack:
     """Start endpoints and Toxiproxy with one proxy per model; the caller must `stop()` it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -173,8 +197,7 @@ def start_stack(models: int, folder: Path, *, latency: LatencyModel | None = Non
         ports: dict[str, int] = announced["ports"]
         toxiproxy = ToxiproxyServer.start(PROJECT_ROOT, folder)
         toxics = Toxics(toxiproxy.url)
-        proxies = [ProxySpec(m, f"{LOOPBACK}:{free_port()}", f"{LOOPBACK}:{p}") for m, p in ports.items()]
-        toxics.populate(proxies)
+        proxies = _populate(toxics, ports)
         return Stack(
             models=list(ports),
             endpoint_urls={m: f"http://{LOOPBACK}:{p}" for m, p in ports.items()},

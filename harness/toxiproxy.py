@@ -116,7 +116,7 @@ class Toxics:
         response = requests.request(method, f"{self.url}{path}", json=json, timeout=TIMEOUT)
         if response.status_code >= 400:
             raise EnvironmentProblem(
-                f"toxiproxy {method} {path}: {response.status_code} {response.text.strip()}"
+                f"toxiproxy {method} {path}: {response.status_code} {response.text.strip()[:200]}"
             )
         return response.json() if response.content else None
 

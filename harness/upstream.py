@@ -8,37 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from resilience_core import ModelCallError
+from resilience_core import ModelCallError, Settleable
 
 
-@dataclass
-class StreamStart:
+class StreamStart(Settleable):
     """An upstream stream whose first event arrived: the rest is read with `events()`.
 
-    It is a settleable value for resilience_core: the breaker and metrics of its model judge
-    the attempt when `settle(failed)` is called at the stream's end, not at its first byte.
+    Settleable: the breaker and metrics of its model judge the attempt when `settle(failed)`
+    is called at the stream's end, not at its first byte.
     """
 
-    response: aiohttp.ClientResponse
-    first: bytes
-    model: str
-    _callbacks: list[Callable[[bool], None]] = field(default_factory=list)
-    _settled: bool = False
-
-    def on_settled(self, callback: Callable[[bool], None]) -> None:
-        self._callbacks.append(callback)
-
-    def settle(self, failed: bool) -> None:
-        if not self._settled:
-            self._settled = True
-            for callback in self._callbacks:
-                callback(failed)
+    def __init__(self, response: aiohttp.ClientResponse, first: bytes, model: str) -> None:
+        super().__init__()
+        self.response = response
+        self.first = first
+        self.model = model
 
     async def events(self, idle_timeout: float) -> AsyncIterator[bytes]:
         """The remaining `data:` lines, raising on idle timeout, bad JSON or a missing [DONE]."""

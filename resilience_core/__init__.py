@@ -56,7 +56,7 @@ from .events import (
 from .fallback import Fallback, ParallelFallback, SequentialFallback, WeightedFallback
 from .health import HealthChecker, HealthStatus, HealthThresholds
 from .metrics import MetricsCollector, MetricsPolicy, MetricsSnapshot
-from .outcome import Outcome
+from .outcome import Outcome, Settleable
 from .policy import Pipeline, Policy, invoke
 from .predicates import NON_RETRYABLE, TRANSIENT, Predicate, failed, on, on_code, on_status
 from .recovery import AutoRecovery, Restoration, RestorationConfig
@@ -147,6 +147,7 @@ __all__ = [
     "RouterConfig",
     "Sequential",
     "SequentialFallback",
+    "Settleable",
     "StaticAnswer",
     "Stop",
     "stop_after_attempt",

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .context import Context
-from .outcome import Outcome, settle_later
+from .outcome import Outcome, Settleable
 from .policy import Next
 
 DEFAULT_WINDOW = 200
@@ -214,7 +214,8 @@ class MetricsPolicy:
         outcome = await next(ctx)
         if ctx.attempt_ended < 0:
             return outcome  # rejected before reaching the upstream: not an attempt
-        if outcome.error is None and settle_later(outcome, partial(self._settled, ctx)):
+        if outcome.error is None and isinstance(outcome.value, Settleable):
+            outcome.value.on_settled(partial(self._settled, ctx))  # recorded when it ends
             return outcome
         failed = outcome.error is not None
         if failed and self.counts_as_failure is not None:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 
+from harness.benchmarks.readme import quote_in_readme
 from resilience_core import (
     CircuitBreaker,
     CircuitBreakerPolicy,
@@ -197,23 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"ns_per_call": results, "bytes_per_model": memory, "versions": _versions()}, indent=2),
         encoding="utf-8",
     )
-    if args.readme.exists():
-        quote_in_readme(args.readme, text)
+    quote_in_readme(args.readme, "core", text)
     print(text)
     print(f"written to {args.out} and quoted in {args.readme}")
     return 0
-
-
-def quote_in_readme(readme: Path, text: str) -> None:
-    """Replace the figures between the README's bench markers, so it never quotes stale ones."""
-    start, end = "<!-- bench:core -->", "<!-- /bench:core -->"
-    content = readme.read_text(encoding="utf-8")
-    if start not in content or end not in content:
-        return
-    table = "\n".join(line for line in text.splitlines() if not line.startswith("## "))
-    before, rest = content.split(start, 1)
-    after = rest.split(end, 1)[1]
-    readme.write_text(f"{before}{start}\n{table.strip()}\n{end}{after}", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from functools import partial
 
 from ..context import Context
 from ..errors import CircuitOpenError
-from ..outcome import Outcome, settle_later
+from ..outcome import Outcome, Settleable
 from ..policy import Next
 from ..predicates import TRANSIENT, Predicate
 from .breaker import NO_PERMIT, CircuitBreaker
@@ -48,7 +48,8 @@ class CircuitBreakerPolicy:
         if ctx.attempt_ended < 0:
             breaker.release(permit)  # rejected further in (bulkhead): says nothing of the model
             return outcome
-        if outcome.error is None and settle_later(outcome, partial(self._settled, ctx, permit)):
+        if outcome.error is None and isinstance(outcome.value, Settleable):
+            outcome.value.on_settled(partial(self._settled, ctx, permit))  # judged when it ends
             return outcome
         failed = outcome.error is not None and self.failure(outcome)
         duration = ctx.attempt_ended - ctx.attempt_started

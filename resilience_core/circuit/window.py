@@ -69,7 +69,7 @@ class CountWindow:
 class TimeWindow:
     """Calls of the last `seconds`, in `buckets` equal slices that expire as time moves on."""
 
-    __slots__ = ("_buckets", "_epochs", "_totals", "buckets", "seconds", "width")
+    __slots__ = ("_buckets", "_epochs", "_latest", "_totals", "buckets", "seconds", "width")
 
     def __init__(self, seconds: float, buckets: int = 10) -> None:
         if seconds <= 0 or buckets < 1:
@@ -83,9 +83,13 @@ class TimeWindow:
         self._buckets = [[0, 0, 0] for _ in range(self.buckets)]
         self._epochs = [-1] * self.buckets
         self._totals = [0, 0, 0]
+        self._latest = -1
 
     def _advance(self, now: float) -> int:
         epoch = math.floor(now / self.width)
+        if epoch == self._latest:
+            return epoch  # still in the newest bucket: nothing can have expired
+        self._latest = epoch
         oldest_alive = epoch - self.buckets + 1
         for i, seen in enumerate(self._epochs):
             if seen != -1 and seen < oldest_alive:

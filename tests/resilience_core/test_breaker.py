@@ -15,6 +15,7 @@ from resilience_core import (
     CircuitStateChanged,
     IllegalTransitionError,
     Pipeline,
+    Settleable,
 )
 from resilience_core.circuit import NO_PERMIT
 from resilience_core.circuit.state import check_transition
@@ -256,18 +257,8 @@ BreakerAgainstReference.TestCase.settings = settings(max_examples=150, stateful_
 TestBreakerAgainstReference = BreakerAgainstReference.TestCase
 
 
-class Stream:
+class Stream(Settleable):
     """A value whose result is known later, like a stream that has started."""
-
-    def __init__(self):
-        self.callbacks = []
-
-    def on_settled(self, callback):
-        self.callbacks.append(callback)
-
-    def settle(self, failed):
-        for callback in self.callbacks:
-            callback(failed)
 
 
 def test_settleable_values_are_judged_when_they_settle_not_when_returned(clock):

@@ -1,0 +1,210 @@
+"""The gateway on the whole real chain: resilient vs passthrough, the Toxiproxy hop, the highest
+sustained rate with 5 and 50 models, and memory at 50 and 500 models.
+
+Both gateways run at once against the same stack; rounds alternate between them so machine
+noise hits both alike. Load comes from `loadgen` in its own process. Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.benchmarks.readme import quote_in_readme
+from harness.processes import raise_on_sigterm
+from harness.stack import Stack, gateway_config, start_stack
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(url: str, *, rate: float = 0.0, duration: float = 5.0, concurrency: int = 64) -> dict[str, float]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.benchmarks.loadgen",
+            "--url",
+            f"{url}/v1/chat/completions",
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--concurrency",
+            str(concurrency),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    )
+    return dict(json.loads(result.stdout))
+
+
+def _pid(stack: Stack) -> int:
+    assert stack.gateway_child is not None
+    return stack.gateway_child.pid
+
+
+def overhead(folder: Path, rounds: int, rate: float, duration: float, models: int = 5) -> dict[str, Any]:
+    """With one model both modes route identically, so the difference is the policies alone;
+    with five, passthrough spreads round-robin while the resilient sequential plan uses model-0."""
+    stack = start_stack(models, folder / f"overhead{models}")
+    try:
+        gateways = {}
+        for mode in ("resilient", "passthrough"):
+            # A second Stack view sharing the processes, so each mode has its own gateway child.
+            view = Stack(
+                stack.models,
+                stack.endpoint_urls,
+                stack.proxy_urls,
+                stack.toxiproxy,
+                stack.toxics,
+                owned=False,
+            )
+            url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-{mode}-{models}")
+            gateways[mode] = (view, url)
+        samples: dict[str, list[dict[str, float]]] = {mode: [] for mode in gateways}
+        for _view, url in gateways.values():
+            load(url, rate=rate, duration=1.0)  # warm-up
+        for _ in range(rounds):
+            for mode, (view, url) in gateways.items():
+                before = cpu_seconds(_pid(view))
+                figures = load(url, rate=rate, duration=duration)
+                figures["cpu_s_per_1000"] = (cpu_seconds(_pid(view)) - before) / figures["requests"] * 1000
+                samples[mode].append(figures)
+        direct = load(stack.endpoint_urls["model-0"], rate=rate, duration=duration)
+        proxied = load(stack.proxy_urls["model-0"], rate=rate, duration=duration)
+        for view, _ in gateways.values():
+            view.stop_gateway()
+    finally:
+        stack.stop()
+    keys = ("p50_ms", "p99_ms", "cpu_s_per_1000", "rate")
+    medians = {
+        mode: {k: statistics.median(s[k] for s in runs) for k in keys} for mode, runs in samples.items()
+    }
+    return {
+        "per_mode": medians,
+        "errors": {m: sum(s["errors"] for s in runs) for m, runs in samples.items()},
+        "toxiproxy_hop": {"direct_p50_ms": direct["p50_ms"], "proxied_p50_ms": proxied["p50_ms"]},
+        "models": models,
+    }
+
+
+def scale(folder: Path, models: int, duration: float) -> dict[str, Any]:
+    stack = start_stack(models, folder / f"stack{models}")
+    try:
+        url = stack.start_gateway(gateway_config(stack, "resilient"), folder, f"gateway-{models}")
+        endpoints_pid = stack.children[0].pid
+        figures = load(url, concurrency=64, duration=duration)
+        return {
+            "models": models,
+            "max_rate": figures["rate"],
+            "p50_ms": figures["p50_ms"],
+            "errors": figures["errors"],
+            "endpoints_rss_mib": rss_mib(endpoints_pid),
+            "gateway_rss_mib": rss_mib(_pid(stack)),
+        }
+    finally:
+        stack.stop()
+
+
+def render(data: dict[str, Any], command: str) -> str:
+    per_mode = data["overhead"]["per_mode"]
+    res, base = per_mode["resilient"], per_mode["passthrough"]
+    hop = data["overhead"]["toxiproxy_hop"]
+    lines = [
+        "## Gateway on the real chain (Locust-free load, 5 models, open loop)",
+        "",
+        f"Command: `{command}`; {data['rounds']} alternating rounds of {data['duration']} s at "
+        f"{data['rate']:.0f} requests/s per mode, medians. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; load generator, gateways, "
+        "endpoints and Toxiproxy share those cores.",
+        "",
+        "| mode | p50 ms | p99 ms | gateway CPU s / 1,000 requests |",
+        "| --- | ---: | ---: | ---: |",
+        _row("passthrough (control)", base),
+        _row("resilient", res),
+        f"| resilient vs passthrough | {_change(res, base, 'p50_ms')} | {_change(res, base, 'p99_ms')} | "
+        f"{_change(res, base, 'cpu_s_per_1000')} |",
+        "",
+        f"Errors during these rounds: {data['overhead']['errors']}.",
+        "",
+        f"Toxiproxy hop: p50 {hop['direct_p50_ms']:.2f} ms direct to an endpoint, "
+        f"{hop['proxied_p50_ms']:.2f} ms through its proxy "
+        f"(+{hop['proxied_p50_ms'] - hop['direct_p50_ms']:.2f} ms).",
+        "",
+        "| models | highest rate (64 in flight) | p50 ms | errors | endpoints RSS MiB | gateway RSS MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in data["scale"]:
+        lines.append(
+            f"| {row['models']} | {row['max_rate']:.0f}/s | {row['p50_ms']:.1f} | {row['errors']} | "
+            f"{row['endpoints_rss_mib']:.0f} | {row['gateway_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _row(label: str, figures: dict[str, float]) -> str:
+    return (
+        f"| {label} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | {figures['cpu_s_per_1000']:.3f} |"
+    )
+
+
+def _change(ours: dict[str, float], base: dict[str, float], key: str) -> str:
+    return f"{ours[key] / base[key] - 1:+.1%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/gateway.md"))
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    args = parser.parse_args(argv)
+    command = (
+        "make bench"
+        if argv is None and len(sys.argv) == 1
+        else " ".join(["python -m harness.benchmarks.gateway_overhead", *sys.argv[1:]])
+    )
+    raise_on_sigterm()  # so the stacks' finally blocks run when the bench is stopped
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data: dict[str, Any] = {"rounds": args.rounds, "rate": args.rate, "duration": args.duration}
+        data["overhead"] = overhead(folder, args.rounds, args.rate, args.duration)
+        data["scale"] = [
+            scale(folder, 5, args.duration),
+            scale(folder, 50, args.duration),
+            scale(folder, 500, args.duration),
+        ]
+    text = render(data, command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    quote_in_readme(args.readme, "gateway", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

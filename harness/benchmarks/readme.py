@@ -1,0 +1,20 @@
+"""Quote benchmark figures in the README between markers, so it never shows stale numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def quote_in_readme(readme: Path, name: str, text: str) -> bool:
+    """Replace what stands between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    if not readme.exists():
+        return False
+    content = readme.read_text(encoding="utf-8")
+    if start not in content or end not in content:
+        return False
+    body = "\n".join(line for line in text.strip().splitlines() if not line.startswith("## "))
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{start}\n{body.strip()}\n{end}{after}", encoding="utf-8")
+    return True
