@@ -62,6 +62,7 @@ class Recorder:
         self.file: TextIO = path.open("w", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.file, FIELDS)
         self.writer.writeheader()
+        self.file.flush()
         self.rows = 0
 
     def on_request(self, context: dict[str, Any] | None = None, exception: Any = None, **kwargs: Any) -> None:

@@ -203,6 +203,9 @@ class Runner:
                 seed=scenario.seed,
             )
         try:
+            if attach is None:
+                stack_file = folder / "stack" / "stack.json"
+                stack_file.write_text(json.dumps(stack.describe(), indent=2), encoding="utf-8")
             plan = [("resilient", "resilient")] if target is None else [("external", None)]
             if control and target is None:
                 plan.append(("control", "passthrough"))

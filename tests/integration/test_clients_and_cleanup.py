@@ -203,3 +203,37 @@ def test_wildcard_provider_and_first_token_timeout(stack, tmp_path):
     finally:
         stack.clear_endpoint_fault("model-0")
         own.stop_gateway()
+
+
+def test_a_child_dying_mid_run_exits_2_and_cleans_up(tmp_path):
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(
+        json.dumps(
+            {
+                "name": "long",
+                "models": {"count": 2},
+                "load": {"rate": 10, "users": 2},
+                "phases": {"warmup": 0.5, "baseline": 30, "recovery": 0},
+            }
+        )
+    )
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out), "--no-control"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = wait_until(lambda: next(out.glob("*/resilient/gateway.ready.json"), None), timeout=30)
+        records = wait_until(lambda: next(out.glob("*/resilient/records.csv"), None), timeout=30)
+        wait_until(lambda: records.read_text().count("\n") > 5, timeout=30, what="records written")
+        gateway_pid = json.loads(ready.read_text())["pid"]
+        os.kill(gateway_pid, signal.SIGKILL)  # the run started it; we play the crash
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 2, stderr
+    assert "gateway died" in stderr and "Traceback" not in stderr
+    assert _processes_mentioning(str(out)) == []
+    toxiproxy_url = json.loads(next(out.glob("*/stack/stack.json")).read_text())["toxiproxy_url"]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{toxiproxy_url}/version", timeout=2)  # the run's own Toxiproxy is stopped too
+    assert next(out.glob("*/resilient/records.csv")).read_text().count("\n") > 1
