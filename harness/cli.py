@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from resilience_core import __version__
+
+if TYPE_CHECKING:
+    from reports import Report
 
 EXIT_BAD_INPUT = 2
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[1] / "scenarios"
@@ -35,22 +40,43 @@ def demo() -> None:
     raise SystemExit(run_demo())
 
 
-@cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--time-scale", type=float, default=None, help="Multiply every duration (0.2 = 5x faster).")
-@click.option("--target", "target_url", default=None, help="Run against this external base URL instead.")
-@click.option("--seed", type=int, default=None)
-@click.option("--no-control", is_flag=True, help="Skip the passthrough control run.")
-@click.option("--workers", type=int, default=0, help="Locust master + N worker processes on this machine.")
-@click.option(
-    "--stack",
-    "stack_file",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="Attach to the stack `chaos-harness up` started (its stack.json) instead of starting one.",
-)
-def run(
+def run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `run` and `gate` share: where, how fast, against what."""
+    options = [
+        click.argument("target", type=click.Path(path_type=Path)),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True),
+        click.option(
+            "--time-scale", type=float, default=None, help="Multiply every duration (0.2 = 5x faster)."
+        ),
+        click.option(
+            "--target", "target_url", default=None, help="Run against this external base URL instead."
+        ),
+        click.option("--seed", type=int, default=None),
+        click.option("--no-control", is_flag=True, help="Skip the passthrough control run."),
+        click.option(
+            "--workers", type=int, default=0, help="Locust master + N worker processes on this machine."
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["resilient", "passthrough"]),
+            default="resilient",
+            show_default=True,
+            help="Our gateway's mode as the system under test (passthrough = judge the control itself).",
+        ),
+        click.option(
+            "--stack",
+            "stack_file",
+            type=click.Path(path_type=Path, exists=True),
+            default=None,
+            help="Attach to the stack `chaos-harness up` started (its stack.json) instead of starting one.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def run_scenarios(
     target: Path,
     out: Path,
     time_scale: float | None,
@@ -59,11 +85,13 @@ def run(
     no_control: bool,
     stack_file: Path | None,
     workers: int,
-) -> None:
-    """Run a scenario file, or every scenario in a folder (a suite)."""
+    mode: str,
+) -> list[Report]:
+    """Run every scenario of `target`, print progress, summaries and verdicts; exit 2 on bad input."""
     from harness.processes import EnvironmentProblem
     from harness.run import Runner, format_summary, main_progress
     from harness.scenario import ScenarioError, load_scenario, scenario_files
+    from reports.markdown import text_table
 
     try:
         scenarios = [load_scenario(path) for path in scenario_files(target)]
@@ -74,11 +102,11 @@ def run(
     if workers < 0:
         fail("--workers must be >= 0")
     runner = Runner(out, progress=main_progress, workers=workers)
-    folders = []
+    done: list[Report] = []
     started = time.monotonic()
     try:
         for scenario in scenarios:
-            updates = {}
+            updates: dict[str, Any] = {}
             if time_scale is not None:
                 updates["time_scale"] = time_scale
             if seed is not None:
@@ -86,17 +114,102 @@ def run(
             scenario = scenario.model_copy(update=updates)
             headline = scenario.description.strip().splitlines()[0] if scenario.description else ""
             click.echo(f"== {scenario.name}: {headline}")
-            result = runner.run(scenario, target=target_url, control=not no_control, attach=stack_file)
+            result = runner.run(
+                scenario, target=target_url, control=not no_control, attach=stack_file, mode=mode
+            )
             click.echo(format_summary(result))
-            folders.append(result.folder)
+            assert result.report is not None
+            click.echo(text_table(result.report.results))
+            click.echo(f"  report: {result.report.html}\n")
+            done.append(result.report)
     except EnvironmentProblem as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         click.echo("chaos-harness: interrupted; toxics removed, processes stopped, records kept", err=True)
         raise SystemExit(130) from None
-    click.echo(f"\n{len(folders)} run folder(s) in {time.monotonic() - started:.0f}s:")
-    for folder in folders:
-        click.echo(f"  {folder}")
+    passed = sum(1 for report in done if report.passed)
+    click.echo(f"{passed}/{len(done)} scenario(s) passed every SLO, in {time.monotonic() - started:.0f}s:")
+    for report in done:
+        click.echo(f"  {'PASS' if report.passed else 'FAIL'}  {report.html}")
+    return done
+
+
+@cli.command()
+@run_options
+def run(**options: Any) -> None:
+    """Run a scenario file, or every scenario in a folder (a suite), and judge it.
+
+    Exit code 0 when every SLO holds, 1 when any is breached, 2 for bad input or environment.
+    """
+    done = run_scenarios(**options)
+    raise SystemExit(0 if all(report.passed for report in done) else 1)
+
+
+@cli.command()
+@run_options
+@click.option(
+    "--junit", "junit_path", type=click.Path(path_type=Path), default=None, help="Write JUnit XML here."
+)
+@click.option(
+    "--summary", "summary_path", type=click.Path(path_type=Path), default=None, help="Write Markdown here."
+)
+def gate(junit_path: Path | None, summary_path: Path | None, **options: Any) -> None:
+    """Run and judge for CI: exit 0 when every SLO holds, 1 when any is breached or a fault did not bite."""
+    from reports import junit, markdown
+
+    done = run_scenarios(**options)
+    everything = [report.results for report in done]
+    if junit_path is not None:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        junit_path.write_text(junit.render(everything), encoding="utf-8")
+    if summary_path is not None:
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary = markdown.render_suite(everything, [str(report.html) for report in done])
+        summary_path.write_text(summary, encoding="utf-8")
+    failed = [report for report in done if not report.passed]
+    for report in failed:
+        click.echo(f"chaos-harness: {report.results['scenario']}: {'; '.join(report.failures)}", err=True)
+    raise SystemExit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--compare", "other", type=click.Path(path_type=Path), default=None, help="A baseline run folder."
+)
+@click.option(
+    "--fail-on",
+    default="uptime,failure_impact,recovery_time_s,p99_ms",
+    show_default=True,
+    help="With --compare: SLIs whose regression past the tolerance fails (exit 1).",
+)
+@click.option("--tolerance", type=float, default=0.10, show_default=True, help="Relative worsening allowed.")
+def report(run_dir: Path, other: Path | None, fail_on: str, tolerance: float) -> None:
+    """Rebuild results.json, report.html, summary.md and junit.xml from a run folder's files."""
+    from reports import RunDataError, ThresholdError, build, compare
+    from reports import compare as compare_module
+    from reports.markdown import text_table
+
+    try:
+        built = build(run_dir)
+        baseline = build(other, plots=False) if other is not None else None
+    except (RunDataError, ThresholdError) as exc:
+        fail(str(exc))
+    click.echo(text_table(built.results))
+    click.echo(f"  report: {built.html}")
+    if baseline is None:
+        return
+    watched = {name.strip() for name in fail_on.split(",") if name.strip()}
+    unknown = watched - set(compare_module.COMPARED)
+    if unknown:
+        fail(f"--fail-on: unknown SLI {sorted(unknown)[0]!r}; one of {', '.join(compare_module.COMPARED)}")
+    changes = compare(built.results, baseline.results)
+    click.echo(f"\ncompared with {other} (tolerance {tolerance:.0%}):")
+    click.echo(compare_module.render(changes, tolerance, watched))
+    regressed = [c.sli for c in changes if c.sli in watched and c.regressed(tolerance)]
+    if regressed:
+        click.echo(f"chaos-harness: regressed past {tolerance:.0%}: {', '.join(regressed)}", err=True)
+        raise SystemExit(1)
 
 
 @cli.command(name="list")

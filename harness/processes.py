@@ -84,6 +84,15 @@ class Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the process has used so far (Linux /proc), None where unreadable."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
     def tail(self, lines: int = 5) -> str:
         try:
             text = self.log_path.read_text(errors="replace").strip().splitlines()

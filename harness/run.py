@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
+import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,6 +32,7 @@ from harness.processes import Child, EnvironmentProblem, python_module, raise_on
 from harness.scenario import Scenario
 from harness.stack import GROUP, Stack, gateway_config, start_stack
 from harness.timeline import ActiveFault, Timeline
+from reports import Report, build
 
 TICK = 0.1
 START_DELAY = 1.0
@@ -49,6 +53,7 @@ class RunResult:
     run_id: str
     folder: Path
     variants: list[VariantResult]
+    report: Report | None = None
 
 
 class FaultApplier:
@@ -175,6 +180,7 @@ class Runner:
         target: str | None = None,
         control: bool = True,
         attach: Path | None = None,
+        mode: str = "resilient",
     ) -> RunResult:
         scenario = scenario.scaled()
         sut = scenario.system_under_test
@@ -206,11 +212,14 @@ class Runner:
             if attach is None:
                 stack_file = folder / "stack" / "stack.json"
                 stack_file.write_text(json.dumps(stack.describe(), indent=2), encoding="utf-8")
-            plan = [("resilient", "resilient")] if target is None else [("external", None)]
+            versions = _versions(stack)
+            plan: list[tuple[str, str | None]] = [(mode, mode)] if target is None else [("external", None)]
             if control and target is None:
                 plan.append(("control", "passthrough"))
-            for name, mode in plan:
-                variants.append(self._variant(scenario, stack, folder / name, name, mode, target))
+            for name, variant_mode in plan:
+                variants.append(
+                    self._variant(scenario, stack, folder / name, name, variant_mode, target, versions)
+                )
         finally:
             stack.stop()
         result = RunResult(run_id, folder, variants)
@@ -224,10 +233,18 @@ class Runner:
             ),
             encoding="utf-8",
         )
+        result.report = build(folder)
         return result
 
     def _variant(
-        self, scenario: Scenario, stack: Stack, folder: Path, name: str, mode: str | None, target: str | None
+        self,
+        scenario: Scenario,
+        stack: Stack,
+        folder: Path,
+        name: str,
+        mode: str | None,
+        target: str | None,
+        versions: dict[str, str],
     ) -> VariantResult:
         folder.mkdir(parents=True)
         timeline = Timeline(scenario)
@@ -270,28 +287,44 @@ class Runner:
             load_args += ["--workers", str(self.workers)]
         locust = Child("locust", python_module("harness.load", *load_args), folder / "locust.log")
         tail = RecordTail(records)
+        meta = _run_meta(scenario, timeline, name, mode, url, t0, versions)
+        (folder / "run.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")  # in case we die
+        gateway = stack.gateway_child if mode is not None else None
+        cpu_at_start: float | None = None
         with (folder / "timeline.jsonl").open("w", encoding="utf-8") as log:
             applier = FaultApplier(stack, log, t0)
             try:
                 while time.time() < t0:
                     time.sleep(0.01)
                 stack.reset_endpoint_counts()
+                cpu_at_start = gateway.cpu_seconds() if gateway else None
                 next_report = 1.0
                 while locust.alive():
                     t = time.time() - t0
-                    applier.apply(timeline.active_faults(t) if t < scenario.duration else {}, t)
                     for child in stack.children:
                         if not child.alive():
                             raise EnvironmentProblem(f"{child.name} died during the run: {child.tail()}")
+                    try:
+                        applier.apply(timeline.active_faults(t) if t < scenario.duration else {}, t)
+                    except requests.RequestException as exc:
+                        raise EnvironmentProblem(f"could not apply a fault at {t:.1f}s: {exc}") from None
                     if t >= next_report:
                         tail.poll()
                         self._report(name, t, scenario, timeline, tail, applier)
                         self._snapshot(url, folder, t, mode is not None)
+                        self._tell_gateway(url, scenario, name, timeline, t, applier, mode is not None)
                         next_report += 1.0
                     time.sleep(TICK)
             finally:
-                applier.clear_all(time.time() - t0)
+                try:
+                    applier.clear_all(time.time() - t0)
+                except Exception as exc:  # a dead endpoint or Toxiproxy; stack.stop() resets the rest
+                    self.progress(f"[{name}] could not undo every fault here: {exc}")
                 locust.stop(timeout=10)
+                if gateway is not None and cpu_at_start is not None and (end := gateway.cpu_seconds()):
+                    meta["gateway_cpu_seconds"] = round(end - cpu_at_start, 4)
+                meta["ended"] = round(time.time() - t0, 3)
+                (folder / "run.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
                 with contextlib.suppress(Exception):  # a dead endpoint process must not hide the records
                     (folder / "endpoint_counts.json").write_text(
                         json.dumps(stack.endpoint_counts(), indent=1)
@@ -324,6 +357,35 @@ class Runner:
             f"rate {count:4d}/s  errors {errors / count if count else 0:6.1%}  faults: {active}"
         )
 
+    def _tell_gateway(
+        self,
+        url: str,
+        scenario: Scenario,
+        name: str,
+        timeline: Timeline,
+        t: float,
+        applier: FaultApplier,
+        ours: bool,
+    ) -> None:
+        """Our gateway's dashboard shows the run's phase and active faults; best effort."""
+        if not ours:
+            return
+        status = {
+            "scenario": scenario.name,
+            "variant": name,
+            "phase": timeline.phase(t),
+            "elapsed": round(t, 2),
+            "duration": round(scenario.duration, 2),
+            "faults": [{"model": f.model, "kind": f.kind, "fault": f.index} for f in applier.active.values()],
+        }
+        with contextlib.suppress(requests.RequestException):
+            requests.post(
+                f"{url}/admin/run-status",
+                json=status,
+                headers={"Authorization": f"Bearer {_TOKEN}"},
+                timeout=1,
+            )
+
     def _snapshot(self, url: str, folder: Path, t: float, ours: bool) -> None:
         if not ours:
             return
@@ -339,6 +401,67 @@ class Runner:
 
 
 _TOKEN = "harness-run-token"
+
+
+def _versions(stack: Stack) -> dict[str, str]:
+    """What produced the run, so a report can say it and a rerun can match it."""
+    versions = {"python": platform.python_version()}
+    for package in ("model-chaos-harness", "locust", "aiohttp", "pandas", "matplotlib", "toxiproxy-python"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    with contextlib.suppress(Exception):
+        versions["toxiproxy-server"] = stack.toxiproxy.version()
+    return versions
+
+
+def _run_meta(
+    scenario: Scenario,
+    timeline: Timeline,
+    name: str,
+    mode: str | None,
+    url: str,
+    t0: float,
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """Everything the reports need besides the records: t0, phases, fault windows as planned."""
+    phases = scenario.phases
+    models = scenario.model_names()
+    windows = []
+    for index, start, end in timeline.windows():
+        fault = scenario.faults[index]
+        kind = fault.network.type if fault.network else ("down" if fault.down else "endpoint")
+        detail = fault.network.model_dump() if fault.network else fault.endpoint
+        windows.append(
+            {
+                "fault": index,
+                "start": start,
+                "end": end,
+                "models": fault.models(models),
+                "kind": kind,
+                "detail": detail,
+            }
+        )
+    return {
+        "variant": name,
+        "mode": mode or "external",
+        "target": url if mode is None else None,
+        "t0": t0,
+        "seed": scenario.seed,
+        "models": models,
+        "phases": {
+            "warmup": phases.warmup,
+            "baseline": phases.baseline,
+            "faults": scenario.fault_phase,
+            "recovery": phases.recovery,
+        },
+        "duration": scenario.duration,
+        "windows": windows,
+        "load": scenario.load.model_dump(),
+        "plan": scenario.system_under_test.plan,
+        "versions": versions,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "gateway_cpu_seconds": None,
+    }
 
 
 def format_summary(result: RunResult) -> str:

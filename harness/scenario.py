@@ -47,6 +47,19 @@ class SystemUnderTest(_Strict):
     base_url: str | None = None
     model: str = "chat"
 
+    @field_validator("policies")
+    @classmethod
+    def _policies_are_the_gateways(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Checked now against the gateway's own schema, not when the gateway fails to start."""
+        from harness.gateway_config import Policies
+
+        try:
+            Policies.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{_field_path(tuple(first['loc']))}: {first['msg']}") from None
+        return value
+
     @model_validator(mode="after")
     def _external_needs_url(self) -> SystemUnderTest:
         if self.kind == "external" and not self.base_url:
@@ -135,7 +148,19 @@ class Scenario(_Strict):
     load: Load = Field(default_factory=Load)
     phases: Phases = Field(default_factory=Phases)
     faults: list[Fault] = Field(default_factory=list)
-    slo: dict[str, Any] = Field(default_factory=dict)
+    slo: dict[str, Any] | list[str] = Field(default_factory=dict)
+    """SLO overrides, judged by the reports: `uptime: ">= 99%"`, `p99_ms{phase:faults}: "< 800"`, `off`."""
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_targets_parse(cls, value: dict[str, Any] | list[str]) -> dict[str, Any] | list[str]:
+        from reports import ThresholdError, targets
+
+        try:
+            targets(value)
+        except ThresholdError as exc:
+            raise ValueError(str(exc).removeprefix("slo.")) from None
+        return value
 
     def model_names(self) -> list[str]:
         return [f"model-{i}" for i in range(self.models.count)]

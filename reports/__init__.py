@@ -1,3 +1,31 @@
-"""Run folders to SLIs, SLO verdicts and reports (HTML, Markdown, JSON, JUnit)."""
+"""Run folders to SLIs, SLO verdicts and reports (HTML, Markdown, JSON, JUnit).
 
-__all__: list[str] = []
+Reads only what a run wrote (`runs/<run-id>/`), never the harness, so a report can be rebuilt
+anywhere: `chaos-harness report RUN_DIR`, or `reports.build(RUN_DIR)` from Python.
+"""
+
+from reports.build import Report, build
+from reports.compare import Change, compare
+from reports.rundata import FaultWindow, PhasePlan, RunData, RunDataError, VariantData, load_run
+from reports.slo import DEFAULT_TARGETS, Verdict, bite, judge, targets
+from reports.thresholds import Threshold, ThresholdError
+
+__all__ = [
+    "DEFAULT_TARGETS",
+    "Change",
+    "FaultWindow",
+    "PhasePlan",
+    "Report",
+    "RunData",
+    "RunDataError",
+    "Threshold",
+    "ThresholdError",
+    "VariantData",
+    "Verdict",
+    "bite",
+    "build",
+    "compare",
+    "judge",
+    "load_run",
+    "targets",
+]

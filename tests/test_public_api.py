@@ -60,3 +60,13 @@ def test_core_imports_nothing_of_ours_nor_locust():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reports_read_run_files_only_never_the_harness_nor_locust():
+    code = (
+        "import sys, reports;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('harness', 'locust', 'gevent')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

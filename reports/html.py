@@ -1,0 +1,153 @@
+"""`report.html`: one self-contained page (plots embedded), readable in a minute.
+
+Order: the verdict, the verdict table, the plots, then per-fault and per-phase detail, then what
+produced the run. No external assets, so it opens from a CI artifact or an air-gapped laptop.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import Any
+
+from reports.markdown import verdict_rows
+from reports.slo import show
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1320px;
+color:#1d2733;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e3e7ec}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
+.pass{background:#2e8b57}.fail{background:#c0392b}.skipped{background:#8a94a0}
+table{border-collapse:collapse;margin:6px 0 10px}
+td,th{border:1px solid #dde2e8;padding:4px 9px;text-align:left}
+th{background:#f3f5f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#5f6b78}figure{margin:12px 0}figure img{max-width:100%;border:1px solid #e3e7ec}
+figcaption{font-size:12px;color:#5f6b78}code{background:#f3f5f8;padding:0 3px}
+"""
+
+
+def _badge(status: str) -> str:
+    text = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}.get(status, status)
+    return f'<span class="badge {escape(status)}">{escape(text)}</span>' if status else ""
+
+
+def _verdict_table(results: dict[str, Any]) -> str:
+    has_control = "control" in results["variants"]
+    head = f"<tr><th>SLO</th><th>target</th><th>{escape(results['main'])}</th><th>verdict</th>"
+    head += "<th>control</th><th>verdict</th>" if has_control else ""
+    head += "<th>why</th></tr>"
+    rows = []
+    for row in verdict_rows(results):
+        cells = (
+            f"<td><code>{escape(row['slo'])}</code></td><td>{escape(row['target'])}</td>"
+            f'<td class="num">{escape(row["measured"])}</td><td>{_badge(row["verdict"])}</td>'
+        )
+        if has_control:
+            cells += (
+                f'<td class="num">{escape(row["control_measured"])}</td>'
+                f"<td>{_badge(row['control_verdict'])}</td>"
+            )
+        cells += f'<td class="muted">{escape(row["reason"])}</td>'
+        rows.append(f"<tr>{cells}</tr>")
+    return f'<table id="verdicts">{head}{"".join(rows)}</table>'
+
+
+def _fault_table(results: dict[str, Any]) -> str:
+    blocks = []
+    for name, variant in results["variants"].items():
+        if not variant["faults"]:
+            continue
+        rows = "".join(
+            f"<tr><td>{r['fault']}</td><td>{escape(r['model'])}</td><td>{escape(r['kind'])}</td>"
+            f'<td class="num">{r["start"]:.1f}-{r["end"]:.1f} s</td>'
+            f'<td class="num">{escape(show("time_to_detect_s", r["time_to_detect_s"]))}</td>'
+            f'<td class="muted">{escape(r["detect_basis"])}</td>'
+            f'<td class="num">{escape(show("recovery_time_s", r["recovery_time_s"]))}</td>'
+            f'<td class="muted">{escape(r["recovery_basis"])}</td></tr>'
+            for r in variant["faults"]
+        )
+        blocks.append(
+            f"<h3>{escape(name)}</h3><table><tr><th>fault</th><th>model</th><th>kind</th><th>window</th>"
+            f"<th>time to detect</th><th>how</th><th>recovery time</th><th>how</th></tr>{rows}</table>"
+        )
+    rates = [
+        (name, r) for name, variant in results["variants"].items() for r in variant.get("fault_rates", [])
+    ]
+    if rates:
+        rows = "".join(
+            f"<tr><td>{escape(name)}</td><td>{r['fault']}</td>"
+            f'<td class="num">{escape(show("error_rate", r["configured"]))}</td>'
+            f'<td class="num">{escape(show("error_rate", r["observed"]))}</td>'
+            f'<td class="num">{r["sample"]}</td><td class="muted">{escape(r["basis"])}</td></tr>'
+            for name, r in rates
+        )
+        blocks.append(
+            "<h3>Configured vs observed fault rate</h3><table><tr><th>variant</th><th>fault</th>"
+            f"<th>configured</th><th>observed</th><th>sample</th><th>how</th></tr>{rows}</table>"
+        )
+    return "".join(blocks) or '<p class="muted">No faults: a reference run.</p>'
+
+
+def _phase_table(results: dict[str, Any]) -> str:
+    rows = []
+    for name, variant in results["variants"].items():
+        for phase, s in variant["phases"].items():
+            rows.append(
+                f"<tr><td>{escape(name)}</td><td>{escape(phase)}</td><td class='num'>{s['requests']}</td>"
+                f"<td class='num'>{s['errors']}</td>"
+                f"<td class='num'>{escape(show('error_rate', s['error_rate']))}</td>"
+                + "".join(
+                    f"<td class='num'>{escape(show(k, s[k]))}</td>"
+                    for k in ("p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms")
+                )
+                + f"<td class='num'>{s['degraded']}</td></tr>"
+            )
+    return (
+        "<table><tr><th>variant</th><th>phase</th><th>requests</th><th>errors</th><th>error %</th>"
+        f"<th>p50</th><th>p95</th><th>p99</th><th>TTFT p50</th><th>degraded</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _other_slis(results: dict[str, Any]) -> str:
+    names = ("degraded_share", "time_to_detect_s", "retry_amplification", "cpu_s_per_1000", "requests")
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td>"
+        + "".join(f"<td class='num'>{escape(show(n, v['slis'].get(n)))}</td>" for n in names)
+        + "</tr>"
+        for name, v in results["variants"].items()
+    )
+    return f"<table><tr><th>variant</th>{head}</tr>{rows}</table>"
+
+
+def render(results: dict[str, Any], figures: dict[str, tuple[str, bytes]]) -> str:
+    status = "pass" if results["passed"] else "fail"
+    plots = "".join(
+        f'<figure id="plot-{escape(name)}"><img alt="{escape(caption)}" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{escape(caption)}</figcaption></figure>'
+        for name, (caption, png) in figures.items()
+    )
+    versions = ", ".join(f"{escape(k)} {escape(str(v))}" for k, v in results.get("versions", {}).items())
+    description = escape(results.get("description", "")).replace("\n", " ")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(results["scenario"])}: chaos report</title>
+<style>{STYLE}</style></head><body>
+<h1>{escape(results["scenario"])} {_badge(status)}</h1>
+<p class="muted">{description}</p>
+<p><b>Bite check</b>: {escape(results["bite"]["reason"])}. Run <code>{escape(results["run_id"])}</code>,
+seed {escape(str(results.get("seed")))}.</p>
+<h2>Verdicts</h2>
+{_verdict_table(results)}
+<h2>Over time</h2>
+{plots}
+<h2>Per fault</h2>
+{_fault_table(results)}
+<h2>Per phase</h2>
+{_phase_table(results)}
+{_other_slis(results)}
+<h2>What produced this run</h2>
+<p class="muted">{versions}. Machine: {escape(str(results.get("machine", {})))}.
+Load: {escape(str(results.get("load", {})))}. Targets: {escape("; ".join(results["targets"]))}.</p>
+</body></html>
+"""

@@ -1,0 +1,110 @@
+"""SLI math on hand-built and generated runs with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reports import load_run
+from reports.sli import variant_slis
+from tests.reports.synthetic import Variant, outage_run, write_run
+
+PHASES = {"warmup": 2.0, "baseline": 8.0, "faults": 10.0, "recovery": 10.0}
+WINDOW = {"fault": 0, "start": 10.0, "end": 20.0, "models": ["model-0"], "kind": "down", "detail": None}
+
+
+def slis_of(folder, name="resilient"):
+    return variant_slis(load_run(folder).variants[name])
+
+
+def test_an_outage_of_exactly_seven_seconds_recovers_in_seven(tmp_path):
+    slis = slis_of(outage_run(tmp_path / "run", fault=(10.0, 20.0), back_after=7.0))
+    assert slis["recovery_time_s"] == pytest.approx(7.0, abs=1.0)
+    (row,) = slis["faults"]
+    assert row["recovery_basis"] == "endpoint counts"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.floats(5.0, 15.0),
+    length=st.floats(1.0, 12.0),
+    back_after=st.floats(0.0, 20.0),
+    rate=st.sampled_from([10.0, 20.0, 50.0]),
+)
+def test_recovery_time_is_exact_to_the_window_resolution(tmp_path_factory, start, length, back_after, rate):
+    folder = tmp_path_factory.mktemp("run")
+    slis = slis_of(outage_run(folder, fault=(start, start + length), back_after=back_after, rate=rate))
+    assert abs(slis["recovery_time_s"] - back_after) <= 1.0 + 1.0 / rate
+
+
+def test_a_model_that_never_comes_back_has_no_recovery_time(tmp_path):
+    slis = slis_of(outage_run(tmp_path / "run", fault=(10.0, 20.0), back_after=100.0))
+    assert math.isinf(slis["recovery_time_s"])
+    assert slis["faults"][0]["recovery_time_s"] is None
+
+
+def test_uptime_counts_degraded_answers_as_up_and_reports_their_share(tmp_path):
+    variant = Variant(duration=30.0, errors=[(12.0, 13.0)], degraded=[(14.0, 16.0)])
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    after_warmup = 28 * 20
+    assert slis["uptime"] == pytest.approx(1 - 20 / after_warmup)
+    assert slis["degraded_share"] == pytest.approx(40 / after_warmup)
+    assert slis["failure_impact"] == pytest.approx(20 / 200)  # 1 s of errors in a 10 s window at 20/s
+
+
+def test_warmup_errors_are_ignored(tmp_path):
+    variant = Variant(duration=30.0, errors=[(0.0, 2.0)])
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    assert slis["uptime"] == 1.0
+
+
+def test_fallback_latency_increase_compares_p95_in_faults_with_baseline(tmp_path):
+    variant = Variant(duration=30.0, latency=100.0, slow=[(10.0, 20.0, 150.0)])
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    assert slis["fallback_latency_increase"] == pytest.approx(0.5)
+
+
+def test_degraded_capacity_is_real_answers_per_second_in_faults_over_baseline(tmp_path):
+    variant = Variant(duration=30.0, errors=[(10.0, 15.0)], degraded=[(15.0, 17.0)])
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    assert slis["degraded_capacity"] == pytest.approx(0.3)  # 3 of the 10 fault seconds served for real
+
+
+def test_time_to_detect_comes_from_the_breaker_opening_in_the_audit_trail(tmp_path):
+    opened = {
+        "t": 10.8,
+        "kind": "CircuitStateChanged",
+        "model": "model-0/model-0",
+        "from": "closed",
+        "to": "open",
+    }
+    variant = Variant(duration=30.0, down=[(10.0, 21.0)], audit=[opened])
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    assert slis["time_to_detect_s"] == pytest.approx(0.8)
+
+
+def test_a_passthrough_control_never_detects(tmp_path):
+    variant = Variant(name="control", mode="passthrough", duration=30.0, errors=[(10.0, 20.0)])
+    primary = Variant(duration=30.0)
+    slis = slis_of(
+        write_run(tmp_path / "run", [primary, variant], phases=PHASES, windows=[WINDOW]), "control"
+    )
+    assert math.isinf(slis["time_to_detect_s"])
+
+
+def test_truncated_successes_are_answers_without_a_finish_reason(tmp_path):
+    variant = Variant(duration=30.0, truncated=3)
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    assert slis["truncated_successes"] == 3
+
+
+def test_per_phase_figures(tmp_path):
+    variant = Variant(duration=30.0, latency=40.0, slow=[(10.0, 20.0, 80.0)])
+    slis = slis_of(write_run(tmp_path / "run", [variant], phases=PHASES, windows=[WINDOW]))
+    assert slis["phases"]["baseline"]["p50_ms"] == 40.0
+    assert slis["phases"]["faults"]["p99_ms"] == 80.0
+    assert slis["phases"]["faults"]["requests"] == 200
+    assert slis["phases"]["baseline"]["success_rps"] == pytest.approx(20.0)
