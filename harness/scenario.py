@@ -222,8 +222,12 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(data, str(path))
 
 
+SUITE_SUFFIX = ".suite"
+
+
 def scenario_files(target: str | Path) -> list[Path]:
-    """A scenario file, or every *.yaml in a folder (a suite), sorted."""
+    """A scenario file, every *.yaml in a folder, or the files a `.suite` list names (globs
+    relative to the list, one a line, `#` comments), in that order."""
     path = Path(target)
     if path.is_dir():
         files = sorted(p for p in path.glob("*.yaml") if not p.name.startswith("_"))
@@ -232,4 +236,21 @@ def scenario_files(target: str | Path) -> list[Path]:
         return files
     if not path.exists():
         raise ScenarioError(f"{path}: no such file or folder")
+    if path.suffix == SUITE_SUFFIX:
+        return _suite(path)
     return [path]
+
+
+def _suite(path: Path) -> list[Path]:
+    files: list[Path] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        pattern = line.split("#", 1)[0].strip()
+        if not pattern:
+            continue
+        matched = sorted(path.parent.glob(pattern))
+        if not matched:
+            raise ScenarioError(f"{path}: line {number}: {pattern!r} matches no scenario file")
+        files.extend(m for m in matched if m not in files)
+    if not files:
+        raise ScenarioError(f"{path}: the suite lists no scenario")
+    return files

@@ -367,4 +367,5 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     result["baseline_samples"] = min(ours.get("requests", 0), theirs.get("requests", 0))
     a, b = main.get("cpu_s_per_1000"), control.get("cpu_s_per_1000")
     result["resource_overhead"] = a / b - 1 if a is not None and b else None
+    result["cpu_samples"] = min(main.get("requests", 0), control.get("requests", 0))
     return result
