@@ -187,7 +187,8 @@ def gate(junit_path: Path | None, summary_path: Path | None, **options: Any) -> 
 def report(run_dir: Path, other: Path | None, fail_on: str, tolerance: float) -> None:
     """Rebuild results.json, report.html, summary.md and junit.xml from a run folder's files."""
     from reports import RunDataError, ThresholdError, build, compare
-    from reports import compare as compare_module
+    from reports.compare import COMPARED
+    from reports.compare import render as render_changes
     from reports.markdown import text_table
 
     try:
@@ -200,12 +201,12 @@ def report(run_dir: Path, other: Path | None, fail_on: str, tolerance: float) ->
     if baseline is None:
         return
     watched = {name.strip() for name in fail_on.split(",") if name.strip()}
-    unknown = watched - set(compare_module.COMPARED)
+    unknown = watched - set(COMPARED)
     if unknown:
-        fail(f"--fail-on: unknown SLI {sorted(unknown)[0]!r}; one of {', '.join(compare_module.COMPARED)}")
+        fail(f"--fail-on: unknown SLI {sorted(unknown)[0]!r}; one of {', '.join(COMPARED)}")
     changes = compare(built.results, baseline.results)
     click.echo(f"\ncompared with {other} (tolerance {tolerance:.0%}):")
-    click.echo(compare_module.render(changes, tolerance, watched))
+    click.echo(render_changes(changes, tolerance, watched))
     regressed = [c.sli for c in changes if c.sli in watched and c.regressed(tolerance)]
     if regressed:
         click.echo(f"chaos-harness: regressed past {tolerance:.0%}: {', '.join(regressed)}", err=True)

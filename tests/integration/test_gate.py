@@ -1,0 +1,79 @@
+"""The CI gate on real runs: the smoke suite passes and bites; the control itself is failed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from harness.stack import PROJECT_ROOT
+
+SMOKE = PROJECT_ROOT / "scenarios" / "smoke"
+
+
+def gate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "gate", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_the_smoke_suite_passes_on_the_resilient_gateway_and_every_fault_bites_the_control(tmp_path):
+    out, junit, summary = tmp_path / "runs", tmp_path / "junit.xml", tmp_path / "summary.md"
+    args = [
+        str(SMOKE),
+        "--time-scale",
+        "0.5",
+        "--out",
+        str(out),
+        "--junit",
+        str(junit),
+        "--summary",
+        str(summary),
+    ]
+    result = gate(*args)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    folders = sorted(out.iterdir())
+    assert len(folders) == len(list(SMOKE.glob("*.yaml")))
+    for folder in folders:
+        results = json.loads((folder / "results.json").read_text())
+        resilient = results["variants"]["resilient"]
+        assert resilient["passed"], (folder.name, [v for v in resilient["verdicts"] if v["status"] == "fail"])
+        assert resilient["slis"]["truncated_successes"] == 0
+        if results["windows"]:
+            assert results["bite"]["bit"] is True, (folder.name, results["bite"])
+        for name in ("report.html", "summary.md", "junit.xml"):
+            assert (folder / name).stat().st_size > 0
+        assert f"report: {folder / 'report.html'}" in result.stdout
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "0" and int(suite.get("tests")) >= 6 * 8
+    assert f"{len(folders)}/{len(folders)} scenarios passed" in summary.read_text()
+
+
+def test_pointing_the_gate_at_the_passthrough_control_fails_it_with_the_breached_slos(tmp_path):
+    junit = tmp_path / "junit.xml"
+    scenario = SMOKE / "one-model-down.yaml"
+    args = [
+        str(scenario),
+        "--mode",
+        "passthrough",
+        "--no-control",
+        "--time-scale",
+        "0.4",
+        "--out",
+        str(tmp_path),
+    ]
+    result = gate(*args, "--junit", str(junit))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "one-model-down: uptime: measured" in result.stderr
+    failed = {c.get("name"): c.find("failure") for c in ET.parse(junit).getroot().iter("testcase")}
+    assert failed["uptime"] is not None and "target >= 99.9%" in failed["uptime"].get("message")
+    assert failed["failure_impact"] is not None
+
+
+def test_the_gate_exits_2_with_one_line_on_a_bad_scenario(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nslo: {uptime: sometimes}\n")
+    result = gate(str(bad), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "slo: uptime" in result.stderr
