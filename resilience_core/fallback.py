@@ -11,7 +11,7 @@ from .context import Context
 from .errors import AllModelsFailedError, NoCandidateError
 from .events import FallbackUsed, HedgeStarted
 from .outcome import Outcome
-from .predicates import Predicate, on_code, on_status
+from .predicates import NON_RETRYABLE, Predicate, on_code, on_status
 from .selection import Candidate, Hedged, Plan, Sequential, Weighted
 
 FINAL = on_status(400, 401, 403, 422) & ~on_code("context_length_exceeded")
@@ -171,8 +171,11 @@ def _set(future: asyncio.Future[None]) -> None:
 
 
 def _all_failed(failures: dict[str, BaseException], last: Outcome | None) -> Outcome:
-    if last is not None and len(failures) == 1:
-        return last
+    if last is None:
+        return Outcome(error=AllModelsFailedError(failures))
+    client_mistake = all(NON_RETRYABLE(Outcome(error=error)) for error in failures.values())
+    if len(failures) == 1 or client_mistake:
+        return last  # every model refused the request itself: that is the caller's answer, not an outage
     return Outcome(error=AllModelsFailedError(failures))
 
 
