@@ -7,7 +7,8 @@ express are set per endpoint through `POST /_control/fault`; counts of what each
 per second and by outcome, come from `GET /_control/counts`.
 
 Run: `python -m harness.endpoints --models 3 --ready-file ready.json` (ports are chosen by the
-OS and written to the ready file, which is how the runner learns them).
+OS and written to the ready file, which is how the runner learns them; in a container,
+`--host 0.0.0.0 --port-base 18000` fixes them instead).
 """
 
 from __future__ import annotations
@@ -218,7 +219,12 @@ def build_app(state: EndpointState) -> web.Application:
 
 
 async def serve(
-    models: list[str], latency: LatencyModel, seed: int, host: str, ready_file: Path | None
+    models: list[str],
+    latency: LatencyModel,
+    seed: int,
+    host: str,
+    ready_file: Path | None,
+    port_base: int = 0,
 ) -> None:
     runners = []
     ports = {}
@@ -226,7 +232,7 @@ async def serve(
         state = EndpointState(model, latency, seed * 1000 + i)
         runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, 0, backlog=1024)
+        site = web.TCPSite(runner, host, port_base + i if port_base else 0, backlog=1024)
         await site.start()
         server = site._server
         assert server is not None
@@ -256,10 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency", default="{}", help="JSON of LatencyModel fields")
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="model i listens on this + i (containers); 0: OS-chosen"
+    )
     args = parser.parse_args(argv)
     latency = replace(LatencyModel(), **json.loads(args.latency))
     names = [f"{args.prefix}-{i}" for i in range(args.models)]
-    asyncio.run(serve(names, latency, args.seed, args.host, args.ready_file))
+    asyncio.run(serve(names, latency, args.seed, args.host, args.ready_file, args.port_base))
     return 0
 
 

@@ -6,6 +6,9 @@ request is recorded to a CSV file as it completes (flushed per row), one row per
 event, so the record count equals Locust's own total.
 
 Run: `python -m harness.load --host URL --rate 50 --duration 20 --records records.csv`.
+Across containers or machines: one `--role master --workers N --master-host 0.0.0.0` and N
+`--role worker --master-host MASTER`, sharing the records folder; the master sends the pacing
+settings to each worker once it is ready, then merges their record files.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ FIELDS = [
     "degraded",
     "stream",
     "user",
+    "finish_reason",
 ]
 LOOPBACK = "127.0.0.1"
 MAX_IN_FLIGHT_PER_USER = 500
+READY_MESSAGE = "chaos_worker_ready"
+SETTINGS_MESSAGE = "chaos_settings"
 IN_FLIGHT: set[gevent.Greenlet] = set()
 """Every request greenlet not yet finished, across users (gevent: one thread, no locks)."""
 
@@ -186,9 +192,10 @@ class ChatUser(HttpUser):
         if not stream:
             context["ttft_ms"] = round((time.time() - started) * 1000, 3)
             try:
-                answer = response.json()
-                ok = bool(answer.get("choices"))
-            except ValueError:
+                choices = response.json().get("choices") or []
+                ok = bool(choices)
+                context["finish_reason"] = (choices[0].get("finish_reason") or "") if ok else ""
+            except (ValueError, AttributeError, IndexError):
                 ok = False
             context.update(ok=ok, error_kind="" if ok else "bad_json")
             return
@@ -205,7 +212,18 @@ class ChatUser(HttpUser):
             if b'"error"' in payload and json.loads(payload).get("error"):
                 context.update(ok=False, error_kind="stream_error")
                 return
+            if b'"finish_reason":' in payload and b'"finish_reason": null' not in payload:
+                context["finish_reason"] = _finish_reason(payload)
         context.update(ok=done, error_kind="" if done else "stream_truncated")
+
+
+def _finish_reason(payload: bytes) -> str:
+    """The chunk's finish_reason: a stream that says [DONE] without one was cut and papered over."""
+    try:
+        choices = json.loads(payload).get("choices") or [{}]
+        return str(choices[0].get("finish_reason") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _configure(args: argparse.Namespace) -> None:
@@ -223,6 +241,8 @@ def _drain(timeout: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.role == "worker":
+        return run_remote_worker(args)
     if args.workers:
         return run_master(args)
     if args.worker_of:
@@ -264,8 +284,39 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_remote_worker(args: argparse.Namespace) -> int:
+    """A worker in another container or machine: records to its own file beside `--records`."""
+    _configure(args)
+    environment = Environment(user_classes=[ChatUser], events=events, host=args.host)
+    runner = environment.create_worker_runner(args.master_host, args.master_port)
+    runner.register_message(SETTINGS_MESSAGE, _apply_settings)
+    recorder = Recorder(_remote_records(args.records, runner.client_id))
+    events.request.add_listener(recorder.on_request)
+    events.test_stopping.add_listener(lambda **kwargs: _drain(Settings.request_timeout + 1))
+    runner.send_message(READY_MESSAGE)  # the handler is registered: the master may send settings now
+    runner.greenlet.join()
+    recorder.close()
+    return 0
+
+
+def _remote_records(records: Path, node_id: str) -> Path:
+    return records.with_name(f"{records.name}.worker-{node_id}")
+
+
+def _apply_settings(msg: Any, **kwargs: Any) -> None:
+    """The master's clock and pacing win: workers started at other times must share one schedule."""
+    for name, value in msg.data.items():
+        setattr(Settings, name, value)
+
+
+def _settings() -> dict[str, Any]:
+    names = ["rate", "users", "stream_share", "model", "request_timeout", "seed", "t0", "stop_sending_at"]
+    return {name: getattr(Settings, name) for name in names}
+
+
 def run_master(args: argparse.Namespace) -> int:
-    """Locust's own distributed mode on this machine: a master and `--workers` worker processes."""
+    """Locust's own distributed mode: a master and `--workers` worker processes (started here,
+    or with `--role master` started elsewhere and waited for)."""
     import subprocess
     import sys
 
@@ -273,8 +324,11 @@ def run_master(args: argparse.Namespace) -> int:
 
     _configure(args)
     environment = Environment(user_classes=[ChatUser], events=events, host=args.host)
-    port = _free_port()
-    runner = environment.create_master_runner(LOOPBACK, port)
+    remote = args.role == "master"
+    port = args.master_port if remote else _free_port()
+    runner = environment.create_master_runner(args.master_host if remote else LOOPBACK, port)
+    ready: list[str] = []
+    runner.register_message(READY_MESSAGE, lambda msg, **kwargs: ready.append(msg.node_id))
     worker_files = [args.records.with_name(f"{args.records.name}.worker{i}") for i in range(args.workers)]
     shared = [
         "--host",
@@ -301,13 +355,21 @@ def run_master(args: argparse.Namespace) -> int:
             [sys.executable, "-m", "harness.load", *shared, "--worker-of", str(port), "--records", str(path)]
         )
         for path in worker_files
+        if not remote
     ]
+    connected = (lambda: len(ready)) if remote else (lambda: runner.worker_count)
     try:
-        until = time.time() + 30
-        while runner.worker_count < args.workers and time.time() < until:
+        until = time.time() + (120 if remote else 30)
+        while connected() < args.workers and time.time() < until:
             gevent.sleep(0.1)
-        if runner.worker_count < args.workers:
-            raise SystemExit(f"only {runner.worker_count} of {args.workers} Locust workers connected")
+        if connected() < args.workers:
+            raise SystemExit(f"only {connected()} of {args.workers} Locust workers connected")
+        if remote:
+            if not args.t0:  # the schedule starts now that every worker is here, not at our start
+                Settings.t0 = time.time() + 1.0
+                Settings.stop_sending_at = Settings.t0 + args.duration
+            runner.send_message(SETTINGS_MESSAGE, _settings())
+            worker_files = [_remote_records(args.records, node_id) for node_id in ready]
         runner.start(args.users, spawn_rate=min(100, args.users))
         gevent.sleep(max(0.0, Settings.stop_sending_at - time.time()))
         runner.stop()  # workers drain what is in flight (test_stopping), then report stopped
@@ -377,7 +439,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path)
     parser.add_argument("--workers", type=int, default=0, help="Locust master + this many worker processes")
     parser.add_argument("--worker-of", type=int, default=0, help=argparse.SUPPRESS)
-    return run(parser.parse_args(argv))
+    parser.add_argument(
+        "--role",
+        choices=["master", "worker"],
+        default=None,
+        help="across containers or machines: a master waiting for --workers, or a worker",
+    )
+    parser.add_argument("--master-host", default=LOOPBACK, help="where a master binds or a worker connects")
+    parser.add_argument("--master-port", type=int, default=5557)
+    args = parser.parse_args(argv)
+    if args.role == "master" and args.workers < 1:
+        parser.error("--role master needs --workers N (how many workers to wait for)")
+    return run(args)
 
 
 if __name__ == "__main__":
