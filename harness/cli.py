@@ -64,6 +64,13 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Our gateway's mode as the system under test (passthrough = judge the control itself).",
         ),
         click.option(
+            "--backend",
+            type=click.Choice(["local", "docker"]),
+            default="local",
+            show_default=True,
+            help="Endpoints and Toxiproxy as local processes, or as containers (needs a Docker engine).",
+        ),
+        click.option(
             "--stack",
             "stack_file",
             type=click.Path(path_type=Path, exists=True),
@@ -86,6 +93,7 @@ def run_scenarios(
     stack_file: Path | None,
     workers: int,
     mode: str,
+    backend: str,
 ) -> list[Report]:
     """Run every scenario of `target`, print progress, summaries and verdicts; exit 2 on bad input."""
     from harness.processes import EnvironmentProblem
@@ -101,7 +109,7 @@ def run_scenarios(
         fail("--time-scale must be > 0")
     if workers < 0:
         fail("--workers must be >= 0")
-    runner = Runner(out, progress=main_progress, workers=workers)
+    runner = Runner(out, progress=main_progress, workers=workers, backend=backend)
     done: list[Report] = []
     started = time.monotonic()
     try:

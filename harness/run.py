@@ -168,10 +168,18 @@ def summarize(records: list[dict[str, str]], timeline: Timeline) -> dict[str, An
 class Runner:
     """Runs scenarios; `progress` receives one line per second of a running variant."""
 
-    def __init__(self, out: Path, *, progress: Callable[[str], None] = print, workers: int = 0) -> None:
+    def __init__(
+        self,
+        out: Path,
+        *,
+        progress: Callable[[str], None] = print,
+        workers: int = 0,
+        backend: str = "local",
+    ) -> None:
         self.out = out
         self.progress = progress
         self.workers = workers
+        self.backend = backend
 
     def run(
         self,
@@ -202,7 +210,10 @@ class Runner:
                     f"{attach} has {len(stack.models)} models; the scenario needs {scenario.models.count}"
                 )
         else:
-            stack = start_stack(
+            start = start_stack
+            if self.backend == "docker":
+                from harness.docker_backend import start_docker_stack as start
+            stack = start(
                 scenario.models.count,
                 folder / "stack",
                 latency=scenario.models.latency.to_model(),

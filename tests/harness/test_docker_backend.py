@@ -3,6 +3,7 @@ fake SDK client) labelled containers on loopback-only ports that are all removed
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -18,6 +19,7 @@ from harness.docker_backend import (
     start_docker_stack,
 )
 from harness.processes import EnvironmentProblem
+from harness.stack import PROJECT_ROOT
 
 
 def test_no_engine_raises_one_line_naming_where_it_looked(tmp_path, monkeypatch):
@@ -156,3 +158,20 @@ def test_an_engine_error_becomes_one_line_and_the_network_is_removed(tmp_path):
     assert "port is already allocated" in message
     assert caught.value.__suppress_context__
     assert all(network.removed for network in client.network_list)
+
+
+def test_run_with_the_docker_backend_and_no_engine_exits_2_in_one_line(tmp_path):
+    scenario = "scenarios/smoke/one-model-down.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", scenario, "--backend", "docker", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"chaos-harness: no Docker engine reachable at unix://{tmp_path}/no-engine.sock; "
+        "use the default local backend"
+    )
