@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench lint clean toxiproxy
+.PHONY: setup demo test bench lint clean toxiproxy browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -17,16 +17,18 @@ setup: $(STAMP)
 
 DEMO_SCALE ?= 0.5
 
-demo: setup .bin/toxiproxy-server
+demo: setup toxiproxy
 	$(BIN)/chaos-harness demo
 	$(BIN)/chaos-harness run scenarios/smoke --time-scale $(DEMO_SCALE) --out runs
 
-test: setup .bin/toxiproxy-server
+test: setup toxiproxy browser
 	$(BIN)/python -m pytest
 
-bench: setup .bin/toxiproxy-server
+bench: setup toxiproxy
 	$(BIN)/python -m harness.benchmarks.core_overhead
 	$(BIN)/python -m harness.benchmarks.gateway_overhead
+	$(BIN)/python -m harness.benchmarks.suite
+	$(BIN)/python -m harness.benchmarks.combine
 
 lint: setup
 	$(BIN)/ruff check .
@@ -36,8 +38,16 @@ lint: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
-# Toxiproxy, pinned: built from the Go module proxy where Go is present (it is on our machines).
+# Toxiproxy, pinned: a server the harness can already find (TOXIPROXY_URL, TOXIPROXY_SERVER, .bin/,
+# PATH) is used as it is; else built from the Go module proxy where Go is present (it is on our
+# machines); else the release binary for this platform; else a message saying how to get one.
 TOXIPROXY_VERSION := v2.12.0
+TOXIPROXY_RELEASES := https://github.com/Shopify/toxiproxy/releases/download/$(TOXIPROXY_VERSION)
+toxiproxy:
+	@if [ -n "$$TOXIPROXY_URL" ] || [ -n "$$TOXIPROXY_SERVER" ] || [ -x .bin/toxiproxy-server ] \
+		|| command -v toxiproxy-server >/dev/null 2>&1; then exit 0; fi; \
+	$(MAKE) --no-print-directory .bin/toxiproxy-server
+
 .bin/toxiproxy-server:
 	@mkdir -p .bin
 	@if command -v go >/dev/null 2>&1; then \
@@ -45,9 +55,31 @@ TOXIPROXY_VERSION := v2.12.0
 		GOBIN=$(CURDIR)/.bin go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION) && \
 		mv .bin/server .bin/toxiproxy-server; \
 	else \
-		echo "Go is not installed, so toxiproxy-server $(TOXIPROXY_VERSION) cannot be built here."; \
-		echo "Install Go (https://go.dev/dl) or put a toxiproxy-server binary on PATH / in TOXIPROXY_SERVER."; \
-		exit 2; \
+		os=$$(uname -s | tr A-Z a-z); arch=$$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/'); \
+		url="$(TOXIPROXY_RELEASES)/toxiproxy-server-$$os-$$arch"; \
+		echo "Go is not installed: downloading $$url"; \
+		if curl -fsSL -o .bin/toxiproxy-server.part "$$url"; then \
+			chmod +x .bin/toxiproxy-server.part && mv .bin/toxiproxy-server.part .bin/toxiproxy-server; \
+		else \
+			rm -f .bin/toxiproxy-server.part; \
+			echo "Could not get toxiproxy-server $(TOXIPROXY_VERSION): no Go to build it and the release download failed."; \
+			echo "Install Go (https://go.dev/dl), or put a toxiproxy-server binary on PATH or in TOXIPROXY_SERVER,"; \
+			echo "or point TOXIPROXY_URL at a running server (e.g. docker compose up toxiproxy)."; \
+			exit 2; \
+		fi; \
 	fi
 
-toxiproxy: .bin/toxiproxy-server
+# The dashboard's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download does not work everywhere). Without it those tests skip, saying why.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then \
+		exit 0; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: $(CHROMIUM) is missing and there is no apt-get here to install Debian's chromium; the browser tests will be skipped"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "browser: $(CHROMIUM) is missing and installing it needs root (run 'sudo make browser' or 'sudo apt-get install -y chromium'); the browser tests will be skipped"; \
+	else \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+			|| echo "browser: 'apt-get install -y chromium' failed (see above); the browser tests will be skipped"; \
+	fi
