@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness.admin_cli import admin
 from resilience_core import __version__
 
 if TYPE_CHECKING:
@@ -293,6 +294,9 @@ def up(models: int, mode: str, out: Path) -> None:
         click.echo("stopping")
     finally:
         stack.stop()
+
+
+cli.add_command(admin)
 
 
 def main(argv: list[str] | None = None) -> int:

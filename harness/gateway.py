@@ -3,6 +3,9 @@
 `resilient` mode routes each public model name (a group) through a `ModelRouter`; `passthrough`
 is the control: the same server and upstream client, round-robin, one attempt, no policies.
 
+Operators use `/admin/*` (bearer token; see `GET /admin/openapi.json`) and the dashboard at
+`GET /dashboard`, both in their own modules (`harness.admin_api`, `harness.dashboard`).
+
 Run: `python -m harness.gateway --config gateway.yaml [--ready-file F]`.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hmac
 import itertools
 import json
@@ -17,7 +21,9 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,10 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from harness.admin_api import add_admin_routes
+from harness.admin_events import StateFeed
+from harness.admin_state import OperatorState, call_counts, model_states
+from harness.dashboard import add_dashboard_routes
 from harness.gateway_config import GatewayConfig, Group
 from harness.upstream import StreamStart, Upstream
 from resilience_core import (
@@ -34,6 +44,7 @@ from resilience_core import (
     AuditTrail,
     BulkheadConfig,
     DeadlineExceededError,
+    Event,
     ModelCallError,
     ModelRouter,
     ModelSpec,
@@ -82,6 +93,11 @@ class Gateway:
         self._turns: dict[str, Iterator[int]] = {}
         self.audit: AuditTrail | None = None
         self.bad_tokens = 0
+        self.operator = OperatorState(config.policies.degraded_answer)
+        self.feed = StateFeed(self.state, self.sample_traffic)
+        self.passed: Counter[tuple[str, str]] = Counter()
+        """Passthrough requests per (group, label): the control has no router metrics."""
+        self._feed_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
@@ -90,6 +106,8 @@ class Gateway:
             self.audit = AuditTrail(self.config.audit_path)
         for name, group in self._groups().items():
             self._add_group(name, group)
+        self.sample_traffic()  # the baseline: shares are right from the first requests on
+        self._feed_task = asyncio.create_task(self.feed.run())
 
     def _add_group(self, name: str, group: Group) -> None:
         upstreams = [
@@ -98,7 +116,7 @@ class Gateway:
         self.pools[name] = [(label, upstream) for label, _, upstream in upstreams]
         self._turns[name] = itertools.cycle(range(len(upstreams)))
         if self.config.mode == "resilient":
-            self.routers[name] = self._router(group, upstreams)
+            self.routers[name] = self._router(name, group, upstreams)
 
     def _groups(self) -> dict[str, Group]:
         """Configured groups, plus one implicit group per explicitly named provider model."""
@@ -129,7 +147,7 @@ class Gateway:
             self.session, provider.base_url, model, provider.api_key, self.config.policies.first_token_timeout
         )
 
-    def _router(self, group: Group, upstreams: list[tuple[str, Any, Upstream]]) -> ModelRouter:
+    def _router(self, name: str, group: Group, upstreams: list[tuple[str, Any, Upstream]]) -> ModelRouter:
         policies = self.config.policies
         bulkhead = (
             BulkheadConfig(policies.max_concurrent, policies.max_queue) if policies.max_concurrent else None
@@ -157,9 +175,29 @@ class Gateway:
         router = ModelRouter(specs, config)
         if self.audit is not None:
             router.events.subscribe(self.audit)
+        router.events.subscribe(partial(self._on_router_event, name))
         return router
 
+    def _on_router_event(self, group: str, event: Event) -> None:
+        if self.operator.recent.add(event, group):
+            self.feed.poke()
+
+    def record(self, event: Event) -> None:
+        """Audit a gateway-wide event (no router owns it): the file, the recent list, the feed."""
+        if self.audit is not None:
+            self.audit(event)
+        self.operator.recent.add(event, None)
+        self.feed.poke()
+
+    def sample_traffic(self) -> None:
+        self.operator.traffic.sample(time.monotonic(), call_counts(self.routers, self.pools, self.passed))
+
     async def stop(self) -> None:
+        await self.feed.close()
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed_task
         if self.session is not None:
             await self.session.close()
         if self.audit is not None:
@@ -168,6 +206,7 @@ class Gateway:
     async def route(self, group: str, body: dict[str, Any]) -> Outcome:
         if self.config.mode == "passthrough":
             label, upstream = self.pools[group][next(self._turns[group])]
+            self.passed[(group, label)] += 1
             try:
                 return Outcome(await upstream(body), model=label, attempts=1)
             except Exception as exc:
@@ -188,6 +227,10 @@ class Gateway:
             return openai_error(
                 404, f"unknown model {unknown[0]!r}", "invalid_request_error", "model_not_found"
             )
+        if self.operator.degraded.enabled:  # the operator's switch: no model is called
+            headers = {"x-served-by": "", "x-attempts": "0", "x-degraded": "true"}
+            headers["x-gateway-ms"] = f"{(time.monotonic() - started) * 1000:.2f}"
+            return await self._degraded(request, self.operator.degraded_answer, body, headers)
         attempts = 0
         outcome = Outcome(error=RuntimeError("no model tried"))
         for name in chain:
@@ -209,9 +252,15 @@ class Gateway:
         if isinstance(value, StreamStart):
             return await self._relay(request, value, headers)
         if outcome.degraded:
-            value = _degraded_completion(str(value), bool(body.get("stream")))
-            if body.get("stream"):
-                return await self._send_events(request, [json.dumps(value).encode()], headers)
+            return await self._degraded(request, str(value), body, headers)
+        return web.json_response(value, headers=headers)
+
+    async def _degraded(
+        self, request: web.Request, text: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        value = _degraded_completion(text, bool(body.get("stream")))
+        if body.get("stream"):
+            return await self._send_events(request, [json.dumps(value).encode()], headers)
         return web.json_response(value, headers=headers)
 
     def _fallbacks(self, body: dict[str, Any]) -> list[str]:
@@ -282,21 +331,39 @@ class Gateway:
         await response.write(b"data: [DONE]\n\n")
         return response
 
-    def authorized(self, request: web.Request) -> bool:
+    def authorized(self, request: web.Request, *, allow_query: bool = False) -> bool:
+        """The bearer token, compared in constant time; `allow_query` also takes `?token=`
+        (only the event stream: EventSource cannot send headers)."""
         supplied = request.headers.get("Authorization", "")
+        if allow_query and not supplied and "token" in request.query:
+            supplied = f"Bearer {request.query['token']}"
         expected = f"Bearer {self.token}" if self.token else None
         ok = expected is not None and hmac.compare_digest(supplied.encode(), expected.encode())
         if not ok:
             self.bad_tokens += 1
-            log.warning("admin request refused from %s (bad or missing token)", request.remote)
+            log.warning(
+                "admin request refused: %s %s from %s (bad or missing token)",
+                request.method,
+                request.path,
+                request.remote,
+            )
         return ok
 
     def state(self) -> dict[str, Any]:
+        """What /admin/state and the dashboard show; finite numbers only, no URLs or keys."""
+        operator = self.operator
         return {
             "mode": self.config.mode,
-            "groups": {name: router.state() for name, router in self.routers.items()},
+            "time": time.time(),
+            "groups": operator.decorate(
+                model_states(self.routers, self.pools, self.passed), time.monotonic()
+            ),
             "pools": {name: [label for label, _ in pool] for name, pool in self.pools.items()},
             "refused_admin_requests": self.bad_tokens,
+            "degraded": operator.degraded.to_dict(),
+            "run": operator.run(),
+            "audit": operator.recent.last(),
+            "traffic_window": operator.traffic.window,
         }
 
 
@@ -354,11 +421,6 @@ def build_app(gateway: Gateway) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
-    async def admin_state(request: web.Request) -> web.Response:
-        if not gateway.authorized(request):
-            return openai_error(401, "missing or invalid admin token", "authentication_error")
-        return web.json_response(gateway.state())
-
     async def models(request: web.Request) -> web.Response:
         return web.json_response(
             {"object": "list", "data": [{"id": n, "object": "model"} for n in gateway.pools]}
@@ -368,7 +430,8 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/admin/state", admin_state)
+    add_admin_routes(app, gateway)
+    add_dashboard_routes(app)
     return app
 
 
