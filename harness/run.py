@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import platform
+import secrets
 import statistics
 import sys
 import time
@@ -29,6 +30,7 @@ import yaml
 
 from harness.faults import EndpointFault
 from harness.processes import Child, EnvironmentProblem, python_module, raise_on_sigterm
+from harness.rehearsal import AdminApplier
 from harness.scenario import Scenario
 from harness.stack import GROUP, Stack, gateway_config, start_stack
 from harness.timeline import ActiveFault, Timeline
@@ -180,6 +182,8 @@ class Runner:
         self.progress = progress
         self.workers = workers
         self.backend = backend
+        self.token = os.environ.get("CHAOS_ADMIN_TOKEN") or secrets.token_urlsafe(16)
+        """The run's gateways take CHAOS_ADMIN_TOKEN over their config, so the runner must too."""
 
     def run(
         self,
@@ -263,8 +267,10 @@ class Runner:
             policies = dict(scenario.system_under_test.policies)
             sut = scenario.system_under_test
             config = gateway_config(stack, mode, policies, folder / "audit.jsonl", sut.plan, sut.hedge_delay)
-            config["admin_token"] = _TOKEN
+            config["admin_token"] = self.token
             url = stack.start_gateway(config, folder, "gateway")
+            shown = "$CHAOS_ADMIN_TOKEN" if os.environ.get("CHAOS_ADMIN_TOKEN") else self.token
+            self.progress(f"[{name}] dashboard: {url}/dashboard  (admin token: {shown})")
         else:
             assert target is not None
             url = target
@@ -304,6 +310,11 @@ class Runner:
         cpu_at_start: float | None = None
         with (folder / "timeline.jsonl").open("w", encoding="utf-8") as log:
             applier = FaultApplier(stack, log, t0)
+            operator = None
+            if scenario.admin and mode == "resilient":
+                operator = AdminApplier(url, self.token, f"scenario:{scenario.name}", log, t0)
+            elif scenario.admin:
+                self.progress(f"[{name}] admin steps skipped: only our resilient gateway has controls")
             try:
                 while time.time() < t0:
                     time.sleep(0.01)
@@ -319,6 +330,8 @@ class Runner:
                         applier.apply(timeline.active_faults(t) if t < scenario.duration else {}, t)
                     except requests.RequestException as exc:
                         raise EnvironmentProblem(f"could not apply a fault at {t:.1f}s: {exc}") from None
+                    if operator is not None:
+                        operator.apply(timeline.admin_steps(t) if t < scenario.duration else {}, t)
                     if t >= next_report:
                         tail.poll()
                         self._report(name, t, scenario, timeline, tail, applier)
@@ -393,7 +406,7 @@ class Runner:
             requests.post(
                 f"{url}/admin/run-status",
                 json=status,
-                headers={"Authorization": f"Bearer {_TOKEN}"},
+                headers={"Authorization": f"Bearer {self.token}"},
                 timeout=1,
             )
 
@@ -402,16 +415,15 @@ class Runner:
             return
         try:
             state = requests.get(
-                f"{url}/admin/state", headers={"Authorization": f"Bearer {_TOKEN}"}, timeout=1
+                f"{url}/admin/state", headers={"Authorization": f"Bearer {self.token}"}, timeout=1
             )
             if state.ok:
+                snapshot = state.json()
+                snapshot.pop("audit", None)  # audit.jsonl has it all; keep a line a second small
                 with (folder / "metrics.jsonl").open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"t": round(t, 3), **state.json()}) + "\n")
+                    handle.write(json.dumps({"t": round(t, 3), **snapshot}) + "\n")
         except requests.RequestException:
             pass
-
-
-_TOKEN = "harness-run-token"
 
 
 def _versions(stack: Stack) -> dict[str, str]:

@@ -138,6 +138,45 @@ class Fault(_Strict):
         return names
 
 
+class AdminStep(_Strict):
+    """An operator's intervention rehearsed on the timeline, `at` seconds into the fault phase.
+
+    Usage (YAML)::
+
+        admin:
+          - {at: 3, for: 4, action: isolate, target: model-2, reason: "provider incident drill"}
+          - {at: 0, action: weight, target: model-1, weight: 0.5, reason: "shift load"}
+          - {at: 8, for: 2, action: degraded, reason: "all providers paged"}
+
+    `for` undoes the step when it ends (restore, weight back to 1, degraded mode off); without it
+    the step holds to the end of the run. Sent to our gateway's admin API, so it lands in the
+    audit trail with who (`scenario:<name>`), what and why.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    at: float = Field(ge=0)
+    for_: float | None = Field(None, alias="for", gt=0)
+    action: Literal["isolate", "drain", "weight", "degraded"]
+    target: str | None = None
+    weight: float | None = Field(None, ge=0)
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fields_fit_the_action(self) -> AdminStep:
+        if self.action == "degraded" and self.target is not None:
+            raise ValueError("degraded mode is global: it takes no target")
+        if self.action != "degraded" and self.target is None:
+            raise ValueError(f"{self.action} needs a target model")
+        if (self.action == "weight") != (self.weight is not None):
+            raise ValueError("weight goes with action: weight, and only with it")
+        return self
+
+    @property
+    def end(self) -> float:
+        return self.at + (self.for_ or 0.0)
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -148,6 +187,7 @@ class Scenario(_Strict):
     load: Load = Field(default_factory=Load)
     phases: Phases = Field(default_factory=Phases)
     faults: list[Fault] = Field(default_factory=list)
+    admin: list[AdminStep] = Field(default_factory=list)
     slo: dict[str, Any] | list[str] = Field(default_factory=dict)
     """SLO overrides, judged by the reports: `uptime: ">= 99%"`, `p99_ms{phase:faults}: "< 800"`, `off`."""
 
@@ -174,11 +214,15 @@ class Scenario(_Strict):
             recovery=self.phases.recovery * k,
         )
         faults = [f.model_copy(update={"at": f.at * k, "for_": f.for_ * k}) for f in self.faults]
-        return self.model_copy(update={"phases": phases, "faults": faults, "time_scale": 1.0})
+        admin = [
+            a.model_copy(update={"at": a.at * k, "for_": a.for_ * k if a.for_ else None}) for a in self.admin
+        ]
+        return self.model_copy(update={"phases": phases, "faults": faults, "admin": admin, "time_scale": 1.0})
 
     @property
     def fault_phase(self) -> float:
-        return max((f.at + f.for_ for f in self.faults), default=0.0)
+        ends = [f.at + f.for_ for f in self.faults] + [a.end for a in self.admin]
+        return max(ends, default=0.0)
 
     @property
     def duration(self) -> float:
@@ -208,6 +252,11 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
             fault.models(scenario.model_names())
         except ScenarioError as exc:
             raise ScenarioError(f"{source}: faults[{i}].target: {str(exc).split(': ', 1)[1]}") from None
+    for i, step in enumerate(scenario.admin):
+        if step.target is not None and step.target not in scenario.model_names():
+            raise ScenarioError(
+                f"{source}: admin[{i}].target: {step.target!r} is not one of {scenario.model_names()}"
+            )
     return scenario
 
 

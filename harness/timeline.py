@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.scenario import Fault, Scenario
+from harness.scenario import AdminStep, Fault, Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,15 @@ class Timeline:
                 for model in models:
                     item = ActiveFault(index, model, kind, fault)
                     active[item.key] = item
+        return active
+
+    def admin_steps(self, t: float) -> dict[int, AdminStep]:
+        """Operator steps in force at `t`, by index (a step without `for` holds to the end)."""
+        active = {}
+        for index, step in enumerate(self.scenario.admin):
+            start = self.offset + step.at
+            if start <= t and (step.for_ is None or t < start + step.for_):
+                active[index] = step
         return active
 
     def phase(self, t: float) -> str:

@@ -148,3 +148,34 @@ def test_locust_workers_mode_records_every_request(tmp_path):
     users = {row["user"] for row in read_records(variant.folder)}
     assert len(users) == 4, "users ran on both workers"
     assert not list(variant.folder.glob("records.csv.worker*")), "worker files merged into records.csv"
+
+
+def test_scripted_admin_steps_isolate_then_restore_and_land_in_the_audit_trail(tmp_path):
+    scenario = parse_scenario(
+        {
+            "name": "drill",
+            "models": {"count": 2},
+            "load": {"rate": 20, "users": 2},
+            "phases": {"warmup": 0.5, "baseline": 1.5, "recovery": 2},
+            "admin": [{"at": 0, "for": 2, "action": "isolate", "target": "model-0", "reason": "drill #7"}],
+            "system_under_test": {"policies": {"restoration": None}},
+        }
+    )
+    result = Runner(tmp_path, progress=quiet).run(scenario, control=False)
+    folder = result.variants[0].folder
+    rows = read_records(folder)
+
+    def served(start: float, end: float) -> set[str]:
+        return {r["served_by"] for r in in_window(rows, start, end)}
+
+    assert served(0.5, 1.9) == {"model-0/model-0"}
+    assert served(2.3, 3.9) == {"model-1/model-1"}, "isolated: no traffic to model-0"
+    assert "model-0/model-0" in served(4.4, 6.0), "restored when the step ended"
+    audit = [json.loads(line) for line in (folder / "audit.jsonl").read_text().splitlines()]
+    actions = [(a["action"], a["who"], a["why"]) for a in audit if a["kind"] == "AdminAction"]
+    assert ("isolate", "scenario:drill", "drill #7") in actions
+    assert ("restore", "scenario:drill", "end of: drill #7") in actions
+    applied = [json.loads(line) for line in (folder / "timeline.jsonl").read_text().splitlines()]
+    kinds = [(a["action"], a["kind"]) for a in applied]
+    assert kinds == [("start", "admin:isolate"), ("stop", "admin:isolate")]
+    assert all(r["ok"] == "True" for r in rows)
