@@ -29,7 +29,14 @@ import requests
 import yaml
 
 from harness.faults import EndpointFault
-from harness.processes import Child, EnvironmentProblem, python_module, raise_on_sigterm
+from harness.processes import (
+    Child,
+    EnvironmentProblem,
+    free_port,
+    port_is_free,
+    python_module,
+    raise_on_sigterm,
+)
 from harness.rehearsal import AdminApplier
 from harness.scenario import Scenario
 from harness.stack import GROUP, Stack, gateway_config, start_stack
@@ -182,6 +189,8 @@ class Runner:
         self.progress = progress
         self.workers = workers
         self.backend = backend
+        self.gateway_port = free_port()
+        """One address for every gateway of this runner, so a dashboard left open follows the suite."""
         self.token = os.environ.get("CHAOS_ADMIN_TOKEN") or secrets.token_urlsafe(16)
         """The run's gateways take CHAOS_ADMIN_TOKEN over their config, so the runner must too."""
 
@@ -268,7 +277,7 @@ class Runner:
             sut = scenario.system_under_test
             config = gateway_config(stack, mode, policies, folder / "audit.jsonl", sut.plan, sut.hedge_delay)
             config["admin_token"] = self.token
-            url = stack.start_gateway(config, folder, "gateway")
+            url = self._start_gateway(stack, config, folder)
             shown = "$CHAOS_ADMIN_TOKEN" if os.environ.get("CHAOS_ADMIN_TOKEN") else self.token
             self.progress(f"[{name}] dashboard: {url}/dashboard  (admin token: {shown})")
         else:
@@ -380,6 +389,15 @@ class Runner:
             f"[{name}] {timeline.phase(t):<9} {t:5.1f}/{scenario.duration:.1f}s  "
             f"rate {count:4d}/s  errors {errors / count if count else 0:6.1%}  faults: {active}"
         )
+
+    def _start_gateway(self, stack: Stack, config: dict[str, Any], folder: Path) -> str:
+        try:
+            return stack.start_gateway({**config, "port": self.gateway_port}, folder, "gateway")
+        except EnvironmentProblem:
+            if port_is_free(self.gateway_port):
+                raise
+            self.gateway_port = free_port()  # someone else took the port between gateways
+            return stack.start_gateway({**config, "port": self.gateway_port}, folder, "gateway")
 
     def _tell_gateway(
         self,
