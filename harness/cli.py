@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -273,9 +275,12 @@ def up(models: int, mode: str, out: Path) -> None:
     except EnvironmentProblem as exc:
         fail(str(exc))
     try:
-        url = stack.start_gateway(gateway_config(stack, mode), out)
+        token = os.environ.get("CHAOS_ADMIN_TOKEN") or secrets.token_urlsafe(16)
+        url = stack.start_gateway({**gateway_config(stack, mode), "admin_token": token}, out)
         (out / "stack.json").write_text(json.dumps(stack.describe(), indent=2), encoding="utf-8")
         click.echo(f"gateway ({mode}): {url}/v1  (model name: {GROUP})")
+        shown = "$CHAOS_ADMIN_TOKEN" if os.environ.get("CHAOS_ADMIN_TOKEN") else token
+        click.echo(f"dashboard:      {url}/dashboard  (admin token: {shown})")
         click.echo(f"toxiproxy API:  {stack.toxiproxy.url}")
         for model in stack.models:
             click.echo(
