@@ -203,7 +203,7 @@ class Gateway:
         if self.audit is not None:
             self.audit.close()
 
-    async def route(self, group: str, body: dict[str, Any]) -> Outcome:
+    async def route(self, group: str, body: dict[str, Any], deadline: float | None = None) -> Outcome:
         if self.config.mode == "passthrough":
             label, upstream = self.pools[group][next(self._turns[group])]
             self.passed[(group, label)] += 1
@@ -211,7 +211,7 @@ class Gateway:
                 return Outcome(await upstream(body), model=label, attempts=1)
             except Exception as exc:
                 return Outcome(error=exc, model=label, attempts=1)
-        return await self.routers[group].execute(body)
+        return await self.routers[group].execute(body, deadline=deadline)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
@@ -233,8 +233,11 @@ class Gateway:
             return await self._degraded(request, self.operator.degraded_answer, body, headers)
         attempts = 0
         outcome = Outcome(error=RuntimeError("no model tried"))
+        deadline = time.monotonic() + self.config.policies.deadline  # one budget for the whole chain
         for name in chain:
-            outcome = await self.route(name, body)
+            if time.monotonic() >= deadline:
+                break
+            outcome = await self.route(name, body, deadline)
             attempts += outcome.attempts
             if outcome.ok or not self._worth_falling_back(outcome):
                 break
@@ -264,11 +267,13 @@ class Gateway:
         return web.json_response(value, headers=headers)
 
     def _fallbacks(self, body: dict[str, Any]) -> list[str]:
+        if self.config.mode != "resilient":
+            return []  # the control has no fallback, whatever the request asks for
         requested = body.get("fallbacks")
         if isinstance(requested, list):
             return [str(name) for name in requested]
         group = self.config.groups.get(body["model"])
-        return list(group.fallbacks) if group and self.config.mode == "resilient" else []
+        return list(group.fallbacks) if group else []
 
     @staticmethod
     def _worth_falling_back(outcome: Outcome) -> bool:

@@ -221,9 +221,15 @@ class ModelRouter:
         if handle is not None and handle.recovery is not None:
             handle.recovery.on_event(event)
 
-    async def execute(self, request: Any) -> Outcome:
-        """Route `request`; the outcome is a value (never raises for upstream failures)."""
+    async def execute(self, request: Any, *, deadline: float | None = None) -> Outcome:
+        """Route `request`; the outcome is a value (never raises for upstream failures).
+
+        `deadline` (absolute, on this router's clock) is a budget the caller already holds, e.g.
+        across a chain of routers: the router's own deadline can only narrow it.
+        """
         ctx = Context(request, _no_direct_call, clock=self.clock, rng=self.rng, events=self.events)
+        if deadline is not None:
+            ctx.deadline = deadline
         outcome = await self.pipeline.run(ctx)
         outcome.attempts = ctx.attempts
         return outcome

@@ -67,6 +67,11 @@ def gateways(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             config = gateway_config(stack, "resilient", dict(BASE_POLICIES), plan="weighted")
             for deployment, weight in zip(config["groups"][GROUP]["deployments"], WEIGHTS, strict=True):
                 deployment["weight"] = weight
+        elif name == "deadline":
+            policies = {**BASE_POLICIES, "deadline": 1.0, "attempt_timeout": 5.0, "retry": {"attempts": 1}}
+            config = gateway_config(stack, "resilient", policies)
+        elif name == "passthrough":
+            config = gateway_config(stack, "passthrough")
         else:
             raise AssertionError(name)
         config["admin_token"] = TOKEN
@@ -415,3 +420,31 @@ def test_context_length_400_from_every_model_is_not_masked_by_the_degraded_answe
     assert response.headers.get("x-degraded") != "true", "a canned answer hides the caller's mistake"
     assert response.status_code == 400, response.text
     assert assert_openai_error(response)["code"] == "context_length_exceeded"
+
+
+# --- fallback chains named in the request ----------------------------------------------------------
+
+
+def chained(url: str, timeout: float = 10) -> requests.Response:
+    request = {**body(), "model": "model-0", "fallbacks": ["model-1"]}
+    return requests.post(f"{url}/v1/chat/completions", json=request, timeout=timeout)
+
+
+def test_a_fallback_chain_shares_one_deadline_across_its_models(stack, gateways):
+    url = gateways("deadline")
+    for model in ("model-0", "model-1"):
+        stack.toxics.add_toxic(model, "black-hole", "timeout", {"timeout": 0})
+    started = time.monotonic()
+    response = chained(url)
+    took = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    assert took < 1.6, f"two models in a chain took {took:.2f}s under a 1 s deadline"
+
+
+def test_the_passthrough_control_ignores_a_requested_fallback_chain(stack, gateways):
+    stack.toxics.set_enabled("model-0", False)
+    control = chained(gateways("passthrough"))
+    assert control.status_code == 502
+    assert outcomes(stack)["model-1"]["ok"] == 0
+    resilient = chained(gateways("plain"))
+    assert resilient.status_code == 200 and resilient.headers["x-served-by"] == "model-1/model-1"
