@@ -52,8 +52,10 @@ def chromium_problem() -> str | None:
     return None if CHROMIUM.exists() else f"apt-get installed chromium but {CHROMIUM} is still missing"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped on purpose: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and every later `asyncio.run()` (the core's tests) would fail under it."""
     problem = chromium_problem()
     if problem is not None:
         pytest.skip(problem)
