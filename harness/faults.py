@@ -20,6 +20,8 @@ class LatencyModel:
     tokens_per_second: float = 2000.0
     tokens_min: int = 8
     tokens_max: int = 24
+    token_rate_jitter: float = 0.1
+    """Each answer's token rate varies by up to this share either way."""
 
     def tokens(self, rng: random.Random) -> int:
         return rng.randint(self.tokens_min, self.tokens_max)
@@ -28,7 +30,10 @@ class LatencyModel:
         return max(0.0, self.first_token + rng.uniform(-1.0, 1.0) * self.first_token_jitter)
 
     def per_token(self, rng: random.Random, rate_override: float | None = None) -> float:
-        rate = rate_override if rate_override else self.tokens_per_second
+        """Seconds per token for one answer; a fault's rate override is exact (no jitter)."""
+        if rate_override:
+            return 1.0 / rate_override
+        rate = self.tokens_per_second * (1.0 + rng.uniform(-1.0, 1.0) * self.token_rate_jitter)
         return 1.0 / rate if rate > 0 else 0.0
 
 

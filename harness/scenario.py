@@ -27,6 +27,7 @@ class Latency(_Strict):
     tokens_per_second: float = Field(2000.0, gt=0)
     tokens_min: int = Field(8, ge=1)
     tokens_max: int = Field(24, ge=1)
+    token_rate_jitter: float = Field(0.1, ge=0, lt=1)
 
     def to_model(self) -> LatencyModel:
         return LatencyModel(**self.model_dump())
