@@ -29,4 +29,4 @@ def test_first_token_delay_stays_within_its_jitter():
     model = LatencyModel(first_token=0.05, first_token_jitter=0.01)
     rng = random.Random(3)
     delays = [model.first_token_delay(rng) for _ in range(1000)]
-    assert 0.04 <= min(delays) and max(delays) <= 0.06
+    assert min(delays) >= 0.04 and max(delays) <= 0.06
