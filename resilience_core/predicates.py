@@ -64,7 +64,15 @@ NON_RETRYABLE = on_status(400, 401, 403, 404, 413, 422) | on_code(
 )
 """Client-side mistakes: repeating them cannot succeed and only burns quota."""
 
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def _transient_status(outcome: Outcome) -> bool:
+    status = status_of(outcome)
+    return status is not None and (500 <= status <= 599 or status in _RETRYABLE_4XX)
+
+
 TRANSIENT = (
-    on(TimeoutError, ConnectionError, OSError) | on_status(408, 425, 429, 500, 502, 503, 504)
+    on(TimeoutError, ConnectionError, OSError) | Predicate(_transient_status, "on_status(408, 425, 429, 5xx)")
 ) & ~NON_RETRYABLE
 """The default for retry and breakers: timeouts, broken connections, 5xx and 429."""

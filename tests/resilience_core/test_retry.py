@@ -51,6 +51,13 @@ def test_never_retries_non_retryable_errors(clock, failure):
     assert len(upstream.calls) == 1
 
 
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 501, 502, 503, 504, 520, 599])
+def test_every_5xx_and_the_retryable_4xx_are_retried(clock, status):
+    upstream = Scripted(clock, [error(status), "ok"])
+    outcome = execute(clock, Pipeline(Retry(RetryConfig(wait=constant(0.0)))), upstream)
+    assert outcome.value == "ok" and len(upstream.calls) == 2
+
+
 def test_retries_timeouts_and_connection_errors(clock):
     upstream = Scripted(clock, [TimeoutError(), ConnectionResetError(), "ok"])
     outcome = execute(clock, Pipeline(Retry(RetryConfig(wait=constant(0.0)))), upstream)
