@@ -125,28 +125,39 @@ class FaultApplier:
 
 
 class RecordTail:
-    """Reads the records CSV as Locust appends to it, for live progress."""
+    """Reads the records as Locust appends to them, for live progress: the CSV itself, or with
+    `--workers` each worker's own file until the master merges them at the end."""
+
+    KEEP = 5.0
+    """Seconds of rows kept: progress only looks at the last second, so memory stays flat."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = 0
-        self.header: list[str] | None = None
+        self.offsets: dict[Path, int] = {}
+        self.headers: dict[Path, list[str]] = {}
         self.rows: list[dict[str, str]] = []
 
+    def _sources(self) -> list[Path]:
+        workers = sorted(self.path.parent.glob(f"{self.path.name}.worker*"))
+        return workers or ([self.path] if self.path.exists() else [])
+
     def poll(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:  # bytes: csv writes \r\n, text mode would shift offsets
-            handle.seek(self.offset)
-            chunk = handle.read()
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        lines = complete.decode("utf-8").splitlines()
-        if self.header is None and lines:
-            self.header = next(csv.reader([lines[0]]))
-            lines = lines[1:]
-        if self.header:
-            self.rows.extend(dict(zip(self.header, row, strict=False)) for row in csv.reader(lines))
+        for source in self._sources():
+            with source.open("rb") as handle:  # bytes: csv writes \r\n, text mode would shift offsets
+                handle.seek(self.offsets.get(source, 0))
+                chunk = handle.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self.offsets[source] = self.offsets.get(source, 0) + len(complete)
+            lines = complete.decode("utf-8").splitlines()
+            if source not in self.headers and lines:
+                self.headers[source] = next(csv.reader([lines[0]]))
+                lines = lines[1:]
+            header = self.headers.get(source)
+            if header:
+                self.rows.extend(dict(zip(header, row, strict=False)) for row in csv.reader(lines))
+        if self.rows:
+            newest = max(float(r["t"] or 0) for r in self.rows[-50:])
+            self.rows = [r for r in self.rows if float(r["t"] or 0) >= newest - self.KEEP]
 
     def window(self, start: float, end: float) -> tuple[int, int]:
         hits = [r for r in self.rows if start <= float(r["t"] or 0) < end]
