@@ -83,6 +83,7 @@ class CircuitBreaker:
     """
 
     __slots__ = (
+        "_clean",
         "_consecutive",
         "_emit",
         "_generation",
@@ -110,6 +111,8 @@ class CircuitBreaker:
         self._emit = emit
         self._generation = 0
         self._consecutive = 0
+        self._clean = True
+        """No failed or slow call in the window when last looked: a fast success cannot trip."""
         self._probes_in_flight = 0
         self._probe_successes = 0
 
@@ -150,11 +153,15 @@ class CircuitBreaker:
             self.window.record(failed, slow, now)
             if not failed:
                 self._consecutive = 0
-                if not slow:
-                    return  # a fast success cannot trip anything
+                if not slow and self._clean:
+                    return  # both rates are 0: a fast success cannot trip anything
             else:
                 self._consecutive += 1
-            reason = self._trip_reason(self.window.snapshot(now))
+            snap = self.window.snapshot(now)
+            # Otherwise it can: by bringing the window to its minimum calls, or by a time
+            # window expiring older successes.
+            self._clean = snap.failures == 0 and snap.slow == 0
+            reason = self._trip_reason(snap)
             if reason is not None:
                 self._transition(CircuitState.OPEN, now, reason)
         elif state is CircuitState.HALF_OPEN:
@@ -204,5 +211,6 @@ class CircuitBreaker:
         if target is CircuitState.CLOSED:
             self.window.reset()
             self._consecutive = 0
+            self._clean = True
         if self._emit is not None:
             self._emit(CircuitStateChanged(now, self.name, source.value, target.value, reason))

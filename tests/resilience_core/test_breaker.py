@@ -1,9 +1,10 @@
 import math
+from collections import deque
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from resilience_core import (
     TRANSITIONS,
@@ -70,6 +71,19 @@ def test_opens_on_failure_rate_once_minimum_calls_reached():
     assert "failure rate 60%" in events[-1].reason
 
 
+def test_a_success_that_brings_the_window_to_minimum_calls_trips_on_the_rate_it_holds():
+    breaker, events = breaker_with_events(
+        consecutive_failures=100, failure_rate=0.5, minimum_calls=4, window_size=4
+    )
+    fail(breaker)
+    fail(breaker)
+    succeed(breaker)
+    assert breaker.state is CircuitState.CLOSED  # 3 calls, below minimum calls
+    succeed(breaker, now=1.0)
+    assert breaker.state is CircuitState.OPEN  # 2 failures in 4 calls: 50 %
+    assert events[-1].reason == "failure rate 50% over 4 calls"
+
+
 def test_opens_on_slow_call_rate():
     breaker, events = breaker_with_events(
         slow_call_duration=1.0, slow_call_rate=0.5, minimum_calls=4, consecutive_failures=99
@@ -78,6 +92,17 @@ def test_opens_on_slow_call_rate():
         succeed(breaker, duration=duration)
     assert breaker.state is CircuitState.OPEN
     assert "slow-call rate" in events[-1].reason
+
+
+def test_a_fast_success_that_brings_the_window_to_minimum_calls_trips_on_the_slow_rate_it_holds():
+    breaker, _ = breaker_with_events(
+        slow_call_duration=1.0, slow_call_rate=0.3, minimum_calls=3, consecutive_failures=99
+    )
+    succeed(breaker, duration=2.0)
+    succeed(breaker)
+    assert breaker.state is CircuitState.CLOSED  # 2 calls, below minimum calls
+    succeed(breaker)
+    assert breaker.state is CircuitState.OPEN  # 1 slow call in 3: 33 %
 
 
 def test_time_window_forgets_old_failures():
@@ -90,6 +115,18 @@ def test_time_window_forgets_old_failures():
         succeed(breaker, now=t)
     assert breaker.state is CircuitState.CLOSED
     assert breaker.window.snapshot(23.0).failures == 0
+
+
+def test_a_success_after_old_successes_expire_trips_on_the_rate_the_time_window_holds():
+    breaker, _ = breaker_with_events(
+        consecutive_failures=99, failure_rate=0.5, minimum_calls=2, window_seconds=10.0
+    )
+    succeed(breaker, now=0.0)
+    succeed(breaker, now=0.0)
+    fail(breaker, now=9.0)
+    assert breaker.state is CircuitState.CLOSED  # 1 failure in 3 calls
+    succeed(breaker, now=10.5)  # the two successes at 0 s have left the window
+    assert breaker.state is CircuitState.OPEN  # 1 failure in 2 calls
 
 
 def test_open_rejects_then_half_opens_after_wait_and_limits_probes():
@@ -255,6 +292,169 @@ class BreakerAgainstReference(RuleBasedStateMachine):
 
 BreakerAgainstReference.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestBreakerAgainstReference = BreakerAgainstReference.TestCase
+
+
+SLOW = st.sampled_from([False, False, True])
+
+
+class RateRulesAgainstReference(RuleBasedStateMachine):
+    """Every trip rule on at once, over a small count window, with calls that overlap state
+    changes, checked against a direct reading of the documented rules: trip on
+    `consecutive_failures` in a row, or once the window holds `minimum_calls` and the failure
+    (or slow-call) rate reaches its threshold, whatever the result that got it there."""
+
+    WAIT = 5.0
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+        self.now = 0.0
+        self.in_flight: list[tuple[int, int]] = []  # (breaker permit, reference generation)
+
+    @initialize(
+        consecutive=st.integers(2, 12),
+        rate=st.sampled_from([0.2, 0.25, 0.5, 0.6, 1.0]),
+        slow_rate=st.sampled_from([0.3, 0.5, 1.0]),
+        size=st.integers(1, 6),
+        extra=st.integers(-5, 1),
+        probes=st.integers(1, 3),
+    )
+    def configure(self, consecutive, rate, slow_rate, size, extra, probes):
+        minimum = max(1, size + extra)  # now and then more than the window holds: never by rate
+        self.config = CircuitBreakerConfig(
+            consecutive_failures=consecutive,
+            failure_rate=rate,
+            slow_call_rate=slow_rate,
+            slow_call_duration=1.0,
+            minimum_calls=minimum,
+            window_size=size,
+            wait_duration=self.WAIT,
+            half_open_probes=probes,
+        )
+        self.breaker = CircuitBreaker("m", self.config, emit=self.events.append)
+        self.state = "closed"
+        self.generation = 0
+        self.window: deque[tuple[bool, bool]] = deque(maxlen=size)
+        self.consecutive = 0
+        self.opened_at = -math.inf
+        self.probes_out = 0
+        self.probe_successes = 0
+
+    @rule(dt=st.floats(0.0, 4.0))
+    def time_passes(self, dt):
+        self.now += dt
+
+    @rule(failed=st.booleans(), slow=SLOW)
+    def call_completes_at_once(self, failed, slow):
+        if self._acquire():
+            self._finish(self.in_flight.pop(), failed, slow)
+
+    @rule()
+    def call_starts(self):
+        self._acquire()
+
+    @precondition(lambda self: self.in_flight)
+    @rule(data=st.data(), failed=st.booleans(), slow=SLOW)
+    def call_finishes(self, data, failed, slow):
+        index = data.draw(st.integers(0, len(self.in_flight) - 1))
+        self._finish(self.in_flight.pop(index), failed, slow)
+
+    @precondition(lambda self: self.in_flight)
+    @rule(data=st.data())
+    def call_is_cancelled(self, data):
+        permit, generation = self.in_flight.pop(data.draw(st.integers(0, len(self.in_flight) - 1)))
+        self.breaker.release(permit)
+        if generation == self.generation and self.state == "half_open":
+            self.probes_out -= 1
+
+    @precondition(lambda self: self.state != "isolated")
+    @rule()
+    def isolate(self):
+        self.breaker.isolate(self.now, "test")
+        self._move("isolated")
+
+    @precondition(lambda self: self.state != "closed")
+    @rule()
+    def restore(self):
+        self.breaker.restore(self.now, "test")
+        self._move("closed")
+
+    def _acquire(self):
+        permit = self.breaker.try_acquire(self.now)
+        if self.state == "open" and self.now >= self.opened_at + self.WAIT:
+            self._move("half_open")
+        probes_left = self.config.half_open_probes - self.probes_out - self.probe_successes
+        admitted = self.state == "closed" or (self.state == "half_open" and probes_left > 0)
+        assert (permit != NO_PERMIT) == admitted
+        if admitted:
+            self.probes_out += self.state == "half_open"
+            self.in_flight.append((permit, self.generation))
+        return admitted
+
+    def _finish(self, call, failed, slow):
+        permit, generation = call
+        self.breaker.on_result(permit, failed=failed, duration=2.0 if slow else 0.0, now=self.now)
+        if generation != self.generation:
+            return  # admitted in an earlier state: ignored
+        if self.state == "closed":
+            self.window.append((failed, slow))
+            self.consecutive = self.consecutive + 1 if failed else 0
+            calls = len(self.window)
+            failures = sum(f for f, _ in self.window)
+            slows = sum(s for _, s in self.window)
+            if self.consecutive >= self.config.consecutive_failures or (
+                calls >= self.config.minimum_calls
+                and (
+                    failures / calls >= self.config.failure_rate
+                    or slows / calls >= self.config.slow_call_rate
+                )
+            ):
+                self._move("open")
+        elif self.state == "half_open":
+            self.probes_out -= 1
+            if failed:
+                self._move("open")
+            else:
+                self.probe_successes += 1
+                if self.probe_successes >= self.config.half_open_probes:
+                    self._move("closed")
+
+    def _move(self, state):
+        self.state = state
+        self.generation += 1
+        self.probes_out = self.probe_successes = 0
+        if state == "open":
+            self.opened_at = self.now
+        if state == "closed":
+            self.window.clear()
+            self.consecutive = 0
+
+    @invariant()
+    def same_state_generation_and_window(self):
+        assert self.breaker.state.value == self.state
+        assert self.breaker.generation == self.generation
+        if self.state == "closed":
+            snap = self.breaker.window.snapshot(self.now)
+            assert (snap.calls, snap.failures, snap.slow) == (
+                len(self.window),
+                sum(f for f, _ in self.window),
+                sum(s for _, s in self.window),
+            )
+
+    @invariant()
+    def every_emitted_transition_is_legal_and_chained(self):
+        previous = "closed"
+        for event in self.events:
+            assert event.from_state == previous
+            assert CircuitState(event.to_state) in TRANSITIONS[CircuitState(event.from_state)]
+            previous = event.to_state
+        assert len(self.events) == self.generation
+
+
+RateRulesAgainstReference.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=50, deadline=None
+)
+TestRateRulesAgainstReference = RateRulesAgainstReference.TestCase
 
 
 class Stream(Settleable):

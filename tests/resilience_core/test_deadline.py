@@ -7,18 +7,20 @@ from resilience_core import (
     AttemptTimeoutError,
     Deadline,
     DeadlineExceededError,
+    FallbackUsed,
     ModelRouter,
     ModelSpec,
     Pipeline,
     Retry,
     RetryConfig,
+    RetryScheduled,
     RouterConfig,
     Timeout,
     constant,
     stop_after_attempt,
 )
 from resilience_core.testing import never_answers
-from tests.conftest import Scripted, run_on
+from tests.conftest import Scripted, recorded, run_on
 
 
 def test_timeout_turns_a_slow_attempt_into_attempt_timeout(clock):
@@ -60,21 +62,56 @@ def test_no_attempt_starts_when_the_remaining_budget_cannot_cover_it(clock):
 
 
 def test_silent_upstream_with_retries_and_fallbacks_finishes_within_the_deadline(clock):
-    """Three attempts on each of three models, all silent: the deadline still holds."""
-    calls = []
+    """3 retries (4 attempts of 0.3 s, 0.1 s apart) on each of 3 models would take 4.5 s; the
+    4 s deadline lets the first two models use every retry, cuts the third model's third
+    attempt short at 4 s, and starts nothing after it."""
+    calls: dict[str, list[float]] = {f"m{i}": [] for i in range(3)}
 
-    async def silent(request):
-        calls.append(clock.now())
-        await never_answers(request)
+    def silent(name):
+        async def call(request):
+            calls[name].append(clock.now())
+            await never_answers(request)
 
-    specs = [ModelSpec(f"m{i}", silent, priority=i, timeout=30.0) for i in range(3)]
-    config = RouterConfig(deadline=4.0, retry=RetryConfig(stop=stop_after_attempt(3), wait=constant(0.1)))
+        return call
+
+    specs = [ModelSpec(name, silent(name), priority=i, timeout=0.3) for i, name in enumerate(calls)]
+    config = RouterConfig(
+        deadline=4.0,
+        retry=RetryConfig(stop=stop_after_attempt(4), wait=constant(0.1)),
+        retry_budget=None,  # the budget has its own tests; here every retry must be allowed
+    )
     router = ModelRouter(specs, config, clock=clock)
+    events = recorded(router)
     outcome = run_on(clock, lambda: router.execute({}))
-    assert outcome.error is not None
-    assert clock.now() <= 4.0 + 1e-9
-    assert isinstance(outcome.error, DeadlineExceededError | AllModelsFailedError)
-    assert all(t < 4.0 for t in calls)
+
+    assert calls["m0"] == pytest.approx([0.0, 0.4, 0.8, 1.2])  # retried on its own timeout
+    assert calls["m1"] == pytest.approx([1.5, 1.9, 2.3, 2.7])
+    assert calls["m2"] == pytest.approx([3.0, 3.4, 3.8])  # the 4th would start after 4 s
+    assert outcome.attempts == 11  # no attempt was even counted past the budget
+    assert clock.now() == pytest.approx(4.0)
+    assert isinstance(outcome.error, AllModelsFailedError)
+    assert isinstance(outcome.error.failures["m0"], AttemptTimeoutError)
+    assert isinstance(outcome.error.failures["m2"], DeadlineExceededError)
+    fallbacks = [(e.from_model, e.to_model) for e in events if isinstance(e, FallbackUsed)]
+    assert fallbacks == [("m0", "m1"), ("m1", "m2")]
+    assert sum(isinstance(e, RetryScheduled) for e in events) == 3 + 3 + 2
+
+
+def test_no_fallback_starts_when_the_remaining_budget_cannot_cover_it(clock):
+    first = Scripted(clock, [(10.0, "late")], "first")
+    second = Scripted(clock, ["ok"], "second")
+    specs = [ModelSpec("first", first, timeout=0.3), ModelSpec("second", second, priority=1)]
+    config = RouterConfig(
+        deadline=1.0,
+        min_attempt=0.3,
+        retry=RetryConfig(stop=stop_after_attempt(3), wait=constant(0.0)),
+        retry_budget=None,
+    )
+    outcome = run_on(clock, lambda: ModelRouter(specs, config, clock=clock).execute({}))
+    assert first.calls == pytest.approx([0.0, 0.3, 0.6])
+    assert second.calls == []  # at 0.9 only 0.1 s is left, less than min_attempt
+    assert isinstance(outcome.error, AttemptTimeoutError)
+    assert outcome.attempts == 3
 
 
 def test_outer_cancellation_is_not_mistaken_for_a_timeout():

@@ -1,3 +1,4 @@
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -7,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilience_core import (
+    AdminControls,
     AllModelsFailedError,
     CachedAnswer,
     Context,
@@ -18,9 +20,12 @@ from resilience_core import (
     FallbackUsed,
     Hedged,
     HedgeStarted,
+    ModelRouter,
+    ModelSpec,
     NoCandidateError,
     ParallelFallback,
     Pipeline,
+    RouterConfig,
     Sequential,
     SequentialFallback,
     StaticAnswer,
@@ -28,7 +33,8 @@ from resilience_core import (
     Weighted,
     WeightedFallback,
 )
-from tests.conftest import Scripted, error, run_on
+from resilience_core.testing import FakeClock
+from tests.conftest import Scripted, error, recorded, run_on
 
 
 @dataclass(eq=False)
@@ -231,3 +237,51 @@ def test_sequential_plan_orders_by_priority_stably():
 
     order = Sequential().order([P("b", 1), P("a", 0), P("c", 1)], random.Random(0))
     assert [p.name for p in order] == ["a", "b", "c"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    pool=st.lists(
+        st.tuples(st.floats(0.1, 10.0), st.sampled_from(["live", "isolated", "drained"])),
+        min_size=2,
+        max_size=5,
+    ),
+    seed=st.integers(0, 10_000),
+)
+def test_weighted_router_shares_follow_weights_and_isolated_or_drained_models_get_none(pool, seed):
+    clock = FakeClock()
+    upstreams = [Scripted(clock, [f"m{i}"], f"m{i}") for i in range(len(pool))]
+    router = ModelRouter(
+        [ModelSpec(u.name, u, weight=w) for u, (w, _) in zip(upstreams, pool, strict=True)],
+        RouterConfig(plan=Weighted()),
+        clock=clock,
+        rng=random.Random(seed),
+    )
+    events = recorded(router)
+    admin = AdminControls(router)
+    for upstream, (_, status) in zip(upstreams, pool, strict=True):
+        if status == "isolated":
+            admin.isolate(upstream.name, who="test", why="incident")
+        elif status == "drained":
+            admin.drain(upstream.name, who="test", why="maintenance")
+    draws = 1500
+
+    async def many():
+        return [await router.execute({}) for _ in range(draws)]
+
+    outcomes = run_on(clock, many)
+    live = sum(w for w, status in pool if status == "live")
+    if not live:
+        assert all(isinstance(o.error, NoCandidateError) for o in outcomes)
+    else:
+        assert all(o.ok for o in outcomes)
+    assert not [e for e in events if isinstance(e, FallbackUsed)]  # excluded ones are not even tried
+    served = Counter(o.model for o in outcomes)
+    for upstream, (weight, status) in zip(upstreams, pool, strict=True):
+        if status != "live":
+            assert upstream.calls == [] and served[upstream.name] == 0, status
+            continue
+        share = weight / live
+        tolerance = 5 * math.sqrt(share * (1 - share) / draws) + 0.005  # 5 sigma: no false alarms
+        assert served[upstream.name] / draws == pytest.approx(share, abs=tolerance)
+        assert len(upstream.calls) == served[upstream.name]

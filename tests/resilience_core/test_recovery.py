@@ -1,5 +1,8 @@
+import random
+from itertools import pairwise
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from resilience_core import (
@@ -8,13 +11,19 @@ from resilience_core import (
     CircuitBreakerConfig,
     CircuitBreakerPolicy,
     CircuitState,
+    CircuitStateChanged,
     EventBus,
+    ModelCallError,
+    ModelRouter,
+    ModelSpec,
     Pipeline,
     Restoration,
     RestorationConfig,
     RestorationStepChanged,
+    RouterConfig,
 )
-from tests.conftest import Scripted, error, run_on
+from resilience_core.testing import FakeClock
+from tests.conftest import Scripted, error, recorded, run_on
 
 
 def test_restoration_climbs_each_step_after_its_hold():
@@ -74,7 +83,7 @@ def test_breaker_closing_after_probes_starts_restoration_and_a_failure_reopens(c
     reads=st.lists(st.floats(0.0, 30.0), min_size=1, max_size=30),
     fail_at=st.one_of(st.none(), st.integers(0, 29)),
 )
-def test_restoration_steps_are_monotone_and_reset_on_failure(steps, hold, reads, fail_at):
+def test_restoration_steps_are_monotone_and_abort_resets_them(steps, hold, reads, fail_at):
     config = RestorationConfig(steps=(*sorted(steps), 1.0), hold=hold)
     events = []
     restoration = Restoration("m", config, events.append)
@@ -96,6 +105,94 @@ def test_restoration_steps_are_monotone_and_reset_on_failure(steps, hold, reads,
         previous = share
     climbs = [e for e in events if isinstance(e, RestorationStepChanged)]
     assert all(e.to_share > e.from_share for e in climbs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(0.05, 0.95), min_size=1, max_size=4, unique=True),
+    hold=st.floats(0.5, 5.0),
+    gaps=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=20),
+    seed=st.integers(0, 10_000),
+)
+def test_restoration_through_the_router_climbs_monotonically_and_reopens_on_a_failure(
+    steps, hold, gaps, seed
+):
+    """Outage, probe, then healthy calls `gaps` apart; then one real failure. While restoring,
+    that one failure reopens the circuit (the breaker alone needs 3); once restored, it does not."""
+    clock = FakeClock()
+    down = True
+    calls: list[float] = []
+
+    async def primary(request):
+        calls.append(clock.now())
+        if down:
+            raise ModelCallError("down", status=503)
+        return "primary"
+
+    config = RestorationConfig(steps=(*sorted(steps), 1.0), hold=hold)
+    router = ModelRouter(
+        [ModelSpec("primary", primary), ModelSpec("backup", Scripted(clock, ["backup"]), priority=1)],
+        RouterConfig(
+            retry=None,
+            breaker=CircuitBreakerConfig(consecutive_failures=3, wait_duration=1.0, half_open_probes=1),
+            restoration=config,
+        ),
+        clock=clock,
+        rng=random.Random(seed),
+    )
+    handle = router.models["primary"]
+    events = recorded(router)
+
+    async def scenario():
+        nonlocal down
+        for _ in range(3):
+            assert (await router.call({})).model == "backup"
+        assert handle.breaker.state is CircuitState.OPEN
+        down = False
+        await clock.sleep(1.0)
+        assert (await router.call({})).model == "primary"  # the probe closes the circuit
+        assert handle.breaker.state is CircuitState.CLOSED
+        shares = [handle.admission()]
+        assert shares[0] == config.steps[0]
+        for gap in gaps:
+            await clock.sleep(gap)
+            shares.append(handle.admission())
+            await router.call({})
+        assert all(a <= b for a, b in pairwise(shares)), shares
+        assert set(shares) <= set(config.steps)
+        restoring = handle.recovery.restoration.active
+        down = True
+        before = len(calls)
+        for _ in range(10_000):  # no time passes: the share stays where it is
+            assert (await router.call({})).model == "backup"
+            if len(calls) > before:
+                break
+        assert len(calls) == before + 1  # one failure reached the model
+        return shares[-1], restoring
+
+    share, restoring = run_on(clock, scenario)
+    climb = [e for e in events if isinstance(e, RestorationStepChanged)]
+    event(f"failure while restoring: {restoring}")
+    if not restoring:
+        assert share == 1.0 and climb[-1].to_share == 1.0
+        assert handle.breaker.state is CircuitState.CLOSED  # 1 failure < 3: the breaker's own rule
+        return
+    assert handle.breaker.state is CircuitState.OPEN
+    assert [e.reason for e in events if isinstance(e, CircuitStateChanged)][-1] == (
+        "failure during progressive restoration"
+    )
+    assert (climb[-1].from_share, climb[-1].to_share) == (share, 0.0)
+    assert all(e.to_share > e.from_share for e in climb[:-1])
+    assert not handle.recovery.restoration.active
+    before = len(calls)
+
+    async def within_the_wait():
+        for _ in range(20):
+            assert (await router.call({})).model == "backup"
+            await clock.sleep(0.04)
+
+    run_on(clock, within_the_wait)
+    assert len(calls) == before  # back to no traffic until the next probe
 
 
 def test_restoration_config_rejects_bad_steps():

@@ -8,6 +8,7 @@ from resilience_core import (
     AuditTrail,
     CircuitBreakerConfig,
     CircuitState,
+    CircuitStateChanged,
     Hedged,
     ModelCallError,
     ModelRouter,
@@ -21,7 +22,8 @@ from resilience_core import (
     read_audit,
     stop_after_attempt,
 )
-from tests.conftest import Scripted, error, run_on
+from resilience_core.testing import FakeClock
+from tests.conftest import Scripted, error, recorded, run_on
 
 
 def test_call_returns_answer_model_attempts_and_degraded_flag(clock):
@@ -157,50 +159,73 @@ def test_outage_then_recovery_restores_traffic_progressively(clock):
     assert share(late) > 0.95
 
 
-def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path):
-    """Real event loop, real concurrency: counts must reconcile exactly."""
+@pytest.mark.parametrize("window", ["count", "time"])
+def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path, window):
+    """1,000 requests launched at once on one loop, arriving over 0.1 s (fake time, real
+    interleaving: 100+ upstream calls in flight together, breakers tripping and closing under
+    them): metrics, breaker windows and the audit trail must each count every call exactly once."""
+    clock = FakeClock()
+    rng = random.Random(11)
+    # Each upstream call as (breaker generation at start, at end, failed): a breaker window
+    # holds exactly the calls that started and ended in the generation of its last close.
+    seen: dict[str, list[tuple[int, int, bool]]] = {"a": [], "b": [], "c": []}
+    router: ModelRouter
+    in_flight = peak = 0
 
-    async def main():
-        rng = random.Random(11)
-        calls = Counter()
+    def model(name, failure_rate):
+        async def call(request):
+            nonlocal in_flight, peak
+            breaker = router.models[name].breaker
+            started = breaker.generation
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await clock.sleep(rng.random() * 0.02)
+            in_flight -= 1
+            failed = rng.random() < failure_rate
+            seen[name].append((started, breaker.generation, failed))
+            if failed:
+                raise ModelCallError(f"{name} failed", status=503)
+            return name
 
-        def model(name, failure_rate):
-            async def call(request):
-                calls[name] += 1
-                await asyncio.sleep(rng.random() * 0.002)
-                if rng.random() < failure_rate:
-                    raise ModelCallError(f"{name} failed", status=503)
-                return name
+        return call
 
-            return call
-
-        specs = [
+    # Big enough to hold every call of the test: nothing is evicted, so counts compare exactly.
+    big = {"window_size": 10_000} if window == "count" else {"window_seconds": 3600.0}
+    router = ModelRouter(
+        [
             ModelSpec("a", model("a", 0.6)),
             ModelSpec("b", model("b", 0.3), priority=1),
             ModelSpec("c", model("c", 0.0), priority=2),
-        ]
-        router = ModelRouter(
-            specs,
-            RouterConfig(
-                retry=RetryConfig(stop=stop_after_attempt(2), wait=constant(0.0)),
-                breaker=CircuitBreakerConfig(consecutive_failures=5, wait_duration=0.01),
-                restoration=RestorationConfig(hold=0.005),
-            ),
-            rng=rng,
-        )
-        transitions = []
-        router.events.subscribe(lambda e: transitions.append(e) if e.kind == "CircuitStateChanged" else None)
-        trail = AuditTrail(tmp_path / "audit.jsonl")
-        router.events.subscribe(trail)
-        outcomes = await asyncio.gather(*(router.execute({"i": i}) for i in range(1000)))
-        trail.close()
-        return router, calls, outcomes, transitions, read_audit(trail.path)
+        ],
+        RouterConfig(
+            retry=RetryConfig(stop=stop_after_attempt(2), wait=constant(0.0)),
+            breaker=CircuitBreakerConfig(consecutive_failures=5, wait_duration=0.01, **big),
+            restoration=RestorationConfig(hold=0.005),
+        ),
+        clock=clock,
+        rng=rng,
+    )
+    transitions = recorded(router)
+    trail = AuditTrail(tmp_path / "audit.jsonl")
+    router.events.subscribe(trail)
 
-    router, calls, outcomes, transitions, audit = asyncio.run(main())
+    async def arrive(i):
+        await clock.sleep(rng.random() * 0.1)  # spread so breakers trip and close again
+        return await router.execute({"i": i})
+
+    async def concurrently():
+        return await asyncio.gather(*(arrive(i) for i in range(1000)))
+
+    outcomes = run_on(clock, concurrently)
+    trail.close()
+    audit = read_audit(trail.path)
+    transitions = [e for e in transitions if isinstance(e, CircuitStateChanged)]
+
     assert all(o.ok for o in outcomes)
-    assert sum(o.attempts for o in outcomes) == sum(calls.values())
+    assert sum(o.attempts for o in outcomes) == sum(len(calls) for calls in seen.values())
     for name, handle in router.models.items():
-        assert handle.metrics.calls == calls[name], name
+        assert handle.metrics.calls == len(seen[name]), name
+        assert handle.metrics.failures == sum(failed for *_, failed in seen[name]), name
     # Every transition is legal, chained, and in the audit exactly once, in order.
     per_model = {}
     for event in transitions:
@@ -208,8 +233,30 @@ def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path):
         per_model[event.model] = event.to_state
     audited = [(r["model"], r["from"], r["to"]) for r in audit if r["kind"] == "CircuitStateChanged"]
     assert audited == [(e.model, e.from_state, e.to_state) for e in transitions]
-    assert transitions, "the failing models should have tripped at least once"
-    # The breaker's window saw exactly the calls made since its last close.
-    for handle in router.models.values():
-        if handle.breaker.state is CircuitState.CLOSED:
-            assert handle.breaker.window.snapshot(0).calls <= handle.metrics.calls
+    assert {e.model for e in transitions if e.to_state == "open"} >= {"a", "b"}
+    # A breaker's window holds exactly the calls that started and ended in the generation of
+    # its last close (the window is reset on closing; results of an older generation are
+    # ignored), whatever state it is in now. Generation = transitions so far.
+    spells = {}
+    for name, handle in router.models.items():
+        mine = [e for e in transitions if e.model == name]
+        assert handle.breaker.generation == len(mine)
+        closed_at = max((i + 1 for i, e in enumerate(mine) if e.to_state == "closed"), default=0)
+        spell = [failed for start, end, failed in seen[name] if start == end == closed_at]
+        snap = handle.breaker.window.snapshot(clock.now())
+        assert (snap.calls, snap.failures) == (len(spell), sum(spell)), name
+        spells[name] = (closed_at, len(spell))
+    assert spells["c"] == (0, len(seen["c"]))  # never tripped: its window holds every call
+    assert any(closed_at > 0 and calls > 0 for closed_at, calls in spells.values()), spells
+    assert peak >= 100  # a hundred and more of upstream calls were in flight at the same time
+
+
+def test_a_budget_the_caller_already_holds_bounds_the_routers_own_deadline(clock):
+    """A chain of routers (the gateway's fallback groups) shares one deadline passed in."""
+    slow = Scripted(clock, [(10.0, "late")], name="slow")
+    router = ModelRouter(
+        [ModelSpec("slow", slow, timeout=30.0)], RouterConfig(deadline=5.0, retry=None), clock=clock
+    )
+    outcome = run_on(clock, lambda: router.execute({}, deadline=clock.now() + 1.5))
+    assert outcome.error is not None
+    assert clock.now() == pytest.approx(1.5)
