@@ -338,6 +338,10 @@ def variant_slis(variant: VariantData) -> dict[str, Any]:
         "p99_ms": overall["all"]["p99_ms"],
         "ttft_p50_ms": overall["all"]["ttft_p50_ms"],
         "fallback_latency_increase": fallback_latency_increase(records, plan, windows),
+        "latency_samples": min(
+            int(between(records, *plan.bounds("baseline"))["ok"].sum()),
+            int(in_faults(records, windows)["ok"].sum()),
+        ),
         "degraded_capacity": degraded_capacity(records, plan, windows),
         "retry_amplification": retry_amplification(records, plan),
         "truncated_successes": truncated_successes(records),
