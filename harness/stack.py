@@ -85,6 +85,13 @@ class Stack:
             self.gateway_child = None
             self.gateway_url = None
 
+    def view(self) -> Stack:
+        """The same processes and proxies, owning none of them: a second gateway can run beside
+        this stack's own, and stopping the view stops only that gateway."""
+        return Stack(
+            self.models, self.endpoint_urls, self.proxy_urls, self.toxiproxy, self.toxics, owned=False
+        )
+
     def describe(self) -> dict[str, Any]:
         """What another run needs to attach to this stack (`chaos-harness run --stack`)."""
         return {

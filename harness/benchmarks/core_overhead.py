@@ -13,14 +13,13 @@ import gc
 import json
 import platform
 import statistics
-import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 
-from harness.benchmarks.readme import quote_in_readme
+from harness.benchmarks.readme import bench_command, quote_in_readme
 from resilience_core import (
     CircuitBreaker,
     CircuitBreakerPolicy,
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/core.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
-    args.command = "make bench" if argv is None and len(sys.argv) == 1 else " ".join(sys.argv)
+    args.command = bench_command("harness.benchmarks.core_overhead", argv)
     results = asyncio.run(measure(args.rounds, args.calls))
     memory = memory_per_model()
     text = render(results, memory, args)

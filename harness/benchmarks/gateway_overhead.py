@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks.readme import quote_in_readme
+from harness.benchmarks.readme import bench_command, quote_in_readme
 from harness.processes import raise_on_sigterm
 from harness.stack import Stack, gateway_config, start_stack
 
@@ -72,15 +72,7 @@ def overhead(folder: Path, rounds: int, rate: float, duration: float, models: in
     try:
         gateways = {}
         for mode in ("resilient", "passthrough"):
-            # A second Stack view sharing the processes, so each mode has its own gateway child.
-            view = Stack(
-                stack.models,
-                stack.endpoint_urls,
-                stack.proxy_urls,
-                stack.toxiproxy,
-                stack.toxics,
-                owned=False,
-            )
+            view = stack.view()  # each mode has its own gateway child beside the shared processes
             url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-{mode}-{models}")
             gateways[mode] = (view, url)
         samples: dict[str, list[dict[str, float]]] = {mode: [] for mode in gateways}
@@ -214,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/gateway.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
-    command = (
-        "make bench"
-        if argv is None and len(sys.argv) == 1
-        else " ".join(["python -m harness.benchmarks.gateway_overhead", *sys.argv[1:]])
-    )
+    command = bench_command("harness.benchmarks.gateway_overhead", argv)
     raise_on_sigterm()  # so the stacks' finally blocks run when the bench is stopped
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

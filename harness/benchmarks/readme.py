@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -18,3 +19,10 @@ def quote_in_readme(readme: Path, name: str, text: str) -> bool:
     after = rest.split(end, 1)[1]
     readme.write_text(f"{before}{start}\n{body.strip()}\n{end}{after}", encoding="utf-8")
     return True
+
+
+def bench_command(module: str, argv: list[str] | None) -> str:
+    """How a benchmark was started, as its results page quotes it: `make bench` or the module."""
+    if argv is None and len(sys.argv) == 1:
+        return "make bench"
+    return " ".join([f"python -m {module}", *sys.argv[1:]])

@@ -11,12 +11,11 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks.readme import quote_in_readme
+from harness.benchmarks.readme import bench_command, quote_in_readme
 from harness.processes import raise_on_sigterm
 from harness.run import Runner
 from harness.scenario import load_scenario, scenario_files
@@ -110,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/suite.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
-    command = (
-        "make bench"
-        if argv is None and len(sys.argv) == 1
-        else " ".join(["python -m harness.benchmarks.suite", *sys.argv[1:]])
-    )
+    command = bench_command("harness.benchmarks.suite", argv)
     raise_on_sigterm()
     collected = run_suite(args.suite, args.runs, args.time_scale)
     text = render(collected, command, args.time_scale)

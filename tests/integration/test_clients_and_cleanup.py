@@ -186,11 +186,7 @@ def test_wildcard_provider_and_first_token_timeout(stack, tmp_path):
         "providers": [{"name": "any", "base_url": f"{stack.proxy_urls['model-0']}/v1", "models": ["*"]}],
         "policies": {"first_token_timeout": 0.3, "retry": None},
     }
-    from harness.stack import Stack
-
-    own = Stack(
-        stack.models, stack.endpoint_urls, stack.proxy_urls, stack.toxiproxy, stack.toxics, owned=False
-    )
+    own = stack.view()
     url = own.start_gateway(config, tmp_path, "wildcard-gateway")
     try:
         body = {"model": "any-model-name", "messages": [{"role": "user", "content": "hi"}]}

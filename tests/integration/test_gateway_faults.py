@@ -79,15 +79,7 @@ def gateways(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     def start(name: str) -> str:
         if name not in views:
-            # A view that shares the stack's processes but owns only its own gateway.
-            view = Stack(
-                stack.models,
-                stack.endpoint_urls,
-                stack.proxy_urls,
-                stack.toxiproxy,
-                stack.toxics,
-                owned=False,
-            )
+            view = stack.view()  # shares the stack's processes, owns only its own gateway
             view.start_gateway(config_of(name), folder, f"gateway-{name}")
             views[name] = view
         url = views[name].gateway_url
