@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from .clock import Clock, LoopClock, TimerHandle
@@ -67,14 +68,19 @@ _per_clock: WeakKeyDictionary[object, Watchdog] = WeakKeyDictionary()
 _last: tuple[asyncio.AbstractEventLoop | None, Watchdog | None] = (None, None)
 """The last loop's watchdog: nearly every process runs one loop, so skip the weak dict."""
 
-_get_running_loop = asyncio.get_running_loop
+_tasks_by_loop = getattr(asyncio.tasks, "_current_tasks", None)
+current_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    _tasks_by_loop.get if isinstance(_tasks_by_loop, dict) else asyncio.current_task
+)
+"""The task running on `loop`, in one C call: `asyncio.current_task()` is Python code on 3.11
+(two calls deep) and shows on the per-attempt path; 3.12 made it C, used from there on."""
 
 
-def watchdog_for(clock: Clock) -> Watchdog:
-    """The watchdog of `clock`; for the loop clock, that of the running loop."""
+def watchdog_for(clock: Clock, loop: asyncio.AbstractEventLoop) -> Watchdog:
+    """The watchdog of `clock`; for the loop clock, that of `loop` (the running one, which
+    the caller already holds)."""
     global _last
     if type(clock) is LoopClock:
-        loop = _get_running_loop()
         last_loop, last_dog = _last
         if loop is last_loop and last_dog is not None:
             return last_dog

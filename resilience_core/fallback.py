@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from .context import Context
@@ -62,14 +62,16 @@ class Fallback:
             ordered += self.plan.order(reserve, ctx.rng)
         return ordered
 
-    async def run(self, ctx: Context) -> Outcome:
+    def run(self, ctx: Context) -> Awaitable[Outcome]:
+        """The outcome of the first candidate to succeed (or why none did). A plain function
+        handing back the coroutine that does the work: one coroutine frame less per request."""
         ordered = self.candidates(ctx)
         if not ordered:
             error = NoCandidateError("no model may take traffic now (isolated, drained or weight 0)")
-            return Outcome(error=error)
+            return _ready(Outcome(error=error))
         if self.plan.hedge_delay == math.inf or len(ordered) == 1:
-            return await self._one_at_a_time(ctx, ordered)
-        return await self._hedged(ctx, ordered, self.plan.hedge_delay)
+            return self._one_at_a_time(ctx, ordered)
+        return self._hedged(ctx, ordered, self.plan.hedge_delay)
 
     async def _one_at_a_time(self, ctx: Context, ordered: list[Candidate]) -> Outcome:
         failures: dict[str, BaseException] = {}
@@ -204,3 +206,7 @@ class WeightedFallback(Fallback):
         final: Predicate = FINAL,
     ) -> None:
         super().__init__(candidates, Weighted(hedge_delay), final=final)
+
+
+async def _ready(outcome: Outcome) -> Outcome:
+    return outcome

@@ -51,37 +51,38 @@ class ModelMetrics:
     """Rolling window of the last `window` results of one model, plus EWMAs for routing."""
 
     __slots__ = (
-        "_failed_in_window",
+        "_failed_calls",
         "_latencies",
-        "_results",
         "alpha",
         "calls",
         "ewma_error",
         "ewma_latency",
         "failures",
         "model",
+        "window",
     )
 
     def __init__(self, model: str, *, window: int = DEFAULT_WINDOW, alpha: float = DEFAULT_EWMA_ALPHA):
         self.model = model
+        self.window = window
         self.alpha = alpha
         self.calls = 0
         self.failures = 0
         self.ewma_latency: float | None = None
         self.ewma_error = 0.0
         self._latencies: deque[float] = deque(maxlen=window)
-        self._results: deque[bool] = deque(maxlen=window)
-        self._failed_in_window = 0
+        self._failed_calls: deque[int] = deque()
+        """Call numbers of the failures among the last `window` calls: a success, the common
+        case, then costs one comparison instead of a second per-call deque."""
 
     def record(self, latency: float, failed: bool) -> None:
-        self.calls += 1
+        calls = self.calls = self.calls + 1
+        failures = self._failed_calls
         if failed:
             self.failures += 1
-        results = self._results
-        if len(results) == results.maxlen and results[0]:
-            self._failed_in_window -= 1
-        results.append(failed)
-        self._failed_in_window += failed
+            failures.append(calls)
+        if failures and failures[0] <= calls - self.window:
+            failures.popleft()
         self._latencies.append(latency)
         alpha = self.alpha
         ewma = self.ewma_latency
@@ -95,8 +96,8 @@ class ModelMetrics:
 
     def snapshot(self) -> MetricsSnapshot:
         ordered = sorted(self._latencies)
-        in_window = len(self._results)
-        error_rate = self._failed_in_window / in_window if in_window else 0.0
+        in_window = len(self._latencies)
+        error_rate = len(self._failed_calls) / in_window if in_window else 0.0
         return MetricsSnapshot(
             model=self.model,
             calls=self.calls,

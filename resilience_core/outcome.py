@@ -55,15 +55,6 @@ class Settleable:
                 callback(failed)
 
 
-def settle_later(outcome: Outcome, callback: Callable[[bool], None]) -> bool:
-    """Register `callback(failed)` if the outcome's value settles later; False if it is final."""
-    value = outcome.value
-    if outcome.error is not None or not isinstance(value, Settleable):
-        return False
-    value.on_settled(callback)
-    return True
-
-
 def status_of(outcome: Outcome) -> int | None:
     """The HTTP-like status carried by an outcome's error or value, if any."""
     source: object = outcome.error if outcome.error is not None else outcome.value

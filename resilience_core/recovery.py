@@ -10,7 +10,7 @@ from .circuit.breaker import CircuitBreaker
 from .circuit.state import CircuitState
 from .context import Context
 from .events import CircuitStateChanged, Event, RestorationStepChanged
-from .outcome import Outcome, settle_later
+from .outcome import Outcome, Settleable
 from .policy import Next
 from .predicates import TRANSIENT, Predicate
 
@@ -138,7 +138,8 @@ class AutoRecovery:
     async def __call__(self, ctx: Context, next: Next) -> Outcome:
         outcome = await next(ctx)
         if outcome.error is None:
-            settle_later(outcome, partial(self._settled, ctx))
+            if isinstance(outcome.value, Settleable):
+                outcome.value.on_settled(partial(self._settled, ctx))
         elif self.restoration.active and self.failure(outcome):
             self.breaker.trip(ctx.clock.now(), "failure during progressive restoration")
         return outcome

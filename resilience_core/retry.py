@@ -46,7 +46,8 @@ class RetryBudget:
         if self._last is not None:
             earned += (now - self._last) * self.min_per_second
         self._last = now
-        self._balance = min(self.cap, self._balance + earned)
+        balance = self._balance + earned
+        self._balance = balance if balance < self.cap else self.cap
 
     def try_spend(self) -> bool:
         """Take one retry's worth of budget if there is one."""

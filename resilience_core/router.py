@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,8 @@ class ModelHandle:
             policies.append(Timeout(spec.timeout))
         policies.append(MetricsPolicy(metrics))
         self.pipeline = Pipeline(*policies)
+        self.run: Callable[[Context], Awaitable[Outcome]] = self.pipeline.run
+        """One attempt sequence on this model: the pipeline's entry itself, no wrapper call."""
 
     @property
     def available(self) -> bool:
@@ -147,10 +149,8 @@ class ModelHandle:
         return self.base_weight * factor
 
     def admission(self) -> float:
-        return self.recovery.admission(self._clock.now()) if self.recovery is not None else 1.0
-
-    def run(self, ctx: Context) -> Awaitable[Outcome]:
-        return self.pipeline.run(ctx)
+        recovery = self.recovery
+        return 1.0 if recovery is None else recovery.admission(self._clock.now())
 
     def state(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()
@@ -201,6 +201,7 @@ class ModelRouter:
             spec.name: ModelHandle(spec, self.config, self.metrics.model(spec.name), self.events, clock)
             for spec in models
         }
+        self._handles = tuple(self.models.values())
         self.events.subscribe(self._route_event)
         self.fallback = Fallback(self._candidates, self.config.plan)
         outer: list[Policy] = []
@@ -209,9 +210,18 @@ class ModelRouter:
         if self.config.degraded is not None:
             outer.append(Degrade(self.config.degraded))
         self.pipeline = Pipeline(*outer, terminal=self.fallback.run)
+        self._run = self.pipeline.run
+        self._prototype = Context(None, _no_direct_call, clock=clock, rng=self.rng, events=self.events)
+        """Each request's context is forked from it: cheaper than building one from keywords."""
 
     def _candidates(self, ctx: Context) -> list[ModelHandle]:
-        return [handle for handle in self.models.values() if handle.available]
+        # `ModelHandle.available`, inlined: this runs on every request.
+        isolated = CircuitState.ISOLATED
+        found = []
+        for handle in self._handles:
+            if not handle.drained and handle.base_weight > 0 and handle.breaker.state is not isolated:
+                found.append(handle)
+        return found
 
     def _circuit_of(self, name: str) -> str:
         return self.models[name].breaker.state.value
@@ -227,10 +237,11 @@ class ModelRouter:
         `deadline` (absolute, on this router's clock) is a budget the caller already holds, e.g.
         across a chain of routers: the router's own deadline can only narrow it.
         """
-        ctx = Context(request, _no_direct_call, clock=self.clock, rng=self.rng, events=self.events)
+        ctx = self._prototype.fork(None, _no_direct_call)
+        ctx.request = request
         if deadline is not None:
             ctx.deadline = deadline
-        outcome = await self.pipeline.run(ctx)
+        outcome = await self._run(ctx)
         outcome.attempts = ctx.attempts
         return outcome
 

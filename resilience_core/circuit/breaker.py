@@ -86,10 +86,10 @@ class CircuitBreaker:
         "_clean",
         "_consecutive",
         "_emit",
-        "_generation",
         "_probe_successes",
         "_probes_in_flight",
         "config",
+        "generation",
         "name",
         "opened_at",
         "state",
@@ -109,23 +109,20 @@ class CircuitBreaker:
         self.state = CircuitState.CLOSED
         self.opened_at = -math.inf
         self._emit = emit
-        self._generation = 0
+        self.generation = 0
+        """Changes on every transition; a permit is the generation it was granted in. Read it,
+        never write it (an attribute, not a property: the policy reads it on every call)."""
         self._consecutive = 0
         self._clean = True
         """No failed or slow call in the window when last looked: a fast success cannot trip."""
         self._probes_in_flight = 0
         self._probe_successes = 0
 
-    @property
-    def generation(self) -> int:
-        """Changes on every transition; a permit is the generation it was granted in."""
-        return self._generation
-
     def try_acquire(self, now: float) -> int:
         """A permit (>= 0) if a call may go through now, else NO_PERMIT."""
         state = self.state
         if state is CircuitState.CLOSED:
-            return self._generation
+            return self.generation
         if state is CircuitState.OPEN:
             if now < self.opened_at + self.config.wait_duration:
                 return NO_PERMIT
@@ -135,17 +132,17 @@ class CircuitBreaker:
             used = self._probes_in_flight + self._probe_successes
             if used < self.config.half_open_probes:
                 self._probes_in_flight += 1
-                return self._generation
+                return self.generation
         return NO_PERMIT
 
     def release(self, permit: int) -> None:
         """Give back a permit whose call was cancelled before it produced a result."""
-        if permit == self._generation and self.state is CircuitState.HALF_OPEN:
+        if permit == self.generation and self.state is CircuitState.HALF_OPEN:
             self._probes_in_flight -= 1
 
-    def on_result(self, permit: int, *, failed: bool, duration: float, now: float) -> None:
+    def on_result(self, permit: int, failed: bool, duration: float, now: float) -> None:
         """Record a finished call admitted with `permit`."""
-        if permit != self._generation:
+        if permit != self.generation:
             return
         state = self.state
         if state is CircuitState.CLOSED:
@@ -203,7 +200,7 @@ class CircuitBreaker:
         source = self.state
         check_transition(source, target)
         self.state = target
-        self._generation += 1
+        self.generation += 1
         self._probes_in_flight = 0
         self._probe_successes = 0
         if target is CircuitState.OPEN:

@@ -67,9 +67,25 @@ class CountWindow:
 
 
 class TimeWindow:
-    """Calls of the last `seconds`, in `buckets` equal slices that expire as time moves on."""
+    """Calls of the last `seconds`, in `buckets` equal slices that expire as time moves on.
 
-    __slots__ = ("_buckets", "_epochs", "_latest", "_totals", "buckets", "seconds", "width")
+    Per-bucket counts live in three parallel lists with scalar totals, and a fast success
+    touches only the call counts: `record` runs on every request.
+    """
+
+    __slots__ = (
+        "_calls",
+        "_epochs",
+        "_failures",
+        "_latest",
+        "_slow",
+        "_total_calls",
+        "_total_failures",
+        "_total_slow",
+        "buckets",
+        "seconds",
+        "width",
+    )
 
     def __init__(self, seconds: float, buckets: int = 10) -> None:
         if seconds <= 0 or buckets < 1:
@@ -80,38 +96,42 @@ class TimeWindow:
         self.reset()
 
     def reset(self) -> None:
-        self._buckets = [[0, 0, 0] for _ in range(self.buckets)]
+        self._calls = [0] * self.buckets
+        self._failures = [0] * self.buckets
+        self._slow = [0] * self.buckets
         self._epochs = [-1] * self.buckets
-        self._totals = [0, 0, 0]
+        self._total_calls = self._total_failures = self._total_slow = 0
         self._latest = -1
 
-    def _advance(self, now: float) -> int:
-        epoch = math.floor(now / self.width)
-        if epoch == self._latest:
-            return epoch  # still in the newest bucket: nothing can have expired
+    def _advance(self, epoch: int) -> None:
+        """Move the newest bucket to `epoch`, dropping the buckets that fell out of the span."""
         self._latest = epoch
         oldest_alive = epoch - self.buckets + 1
         for i, seen in enumerate(self._epochs):
             if seen != -1 and seen < oldest_alive:
-                bucket = self._buckets[i]
-                for k in range(3):
-                    self._totals[k] -= bucket[k]
-                    bucket[k] = 0
+                self._total_calls -= self._calls[i]
+                self._total_failures -= self._failures[i]
+                self._total_slow -= self._slow[i]
+                self._calls[i] = self._failures[i] = self._slow[i] = 0
                 self._epochs[i] = -1
-        return epoch
 
     def record(self, failed: bool, slow: bool, now: float) -> None:
-        epoch = self._advance(now)
+        epoch = math.floor(now / self.width)
+        if epoch != self._latest:
+            self._advance(epoch)
         i = epoch % self.buckets
         self._epochs[i] = epoch
-        bucket = self._buckets[i]
-        bucket[0] += 1
-        bucket[1] += failed
-        bucket[2] += slow
-        self._totals[0] += 1
-        self._totals[1] += failed
-        self._totals[2] += slow
+        self._calls[i] += 1
+        self._total_calls += 1
+        if failed:
+            self._failures[i] += 1
+            self._total_failures += 1
+        if slow:
+            self._slow[i] += 1
+            self._total_slow += 1
 
     def snapshot(self, now: float) -> Snapshot:
-        self._advance(now)
-        return Snapshot(*self._totals)
+        epoch = math.floor(now / self.width)
+        if epoch != self._latest:
+            self._advance(epoch)
+        return Snapshot(self._total_calls, self._total_failures, self._total_slow)
