@@ -57,7 +57,7 @@ from .fallback import Fallback, ParallelFallback, SequentialFallback, WeightedFa
 from .health import HealthChecker, HealthStatus, HealthThresholds
 from .metrics import MetricsCollector, MetricsPolicy, MetricsSnapshot
 from .outcome import Outcome, Settleable
-from .policy import Pipeline, Policy, invoke
+from .policy import Guard, Pipeline, Policy, attempt_with, invoke
 from .predicates import NON_RETRYABLE, TRANSIENT, Predicate, failed, on, on_code, on_status
 from .recovery import AutoRecovery, Restoration, RestorationConfig
 from .retry import Retry, RetryBudget, RetryConfig, RetryManager
@@ -111,6 +111,7 @@ __all__ = [
     "Hedged",
     "HedgeStarted",
     "IllegalTransitionError",
+    "attempt_with",
     "invoke",
     "jitter",
     "LoopClock",
@@ -128,6 +129,7 @@ __all__ = [
     "ParallelFallback",
     "Pipeline",
     "Plan",
+    "Guard",
     "Policy",
     "Predicate",
     "read_audit",

@@ -41,6 +41,7 @@ class Context:
         "events",
         "min_attempt",
         "model",
+        "permit",
         "request",
         "rng",
     )
@@ -69,6 +70,9 @@ class Context:
         self.attempt_ended = -1.0
         """Stamped by the invoker, so breaker and metrics need not read the clock themselves;
         -1 means no attempt reached the upstream."""
+        self.permit = -1
+        """The circuit breaker's permit for the running attempt: its guard has no frame of its
+        own to keep it in between admitting the attempt and settling it."""
 
     def fork(self, model: str | None, call: Call) -> Context:
         """A child context for one candidate: same request, budget and services, own attempt.
@@ -88,6 +92,7 @@ class Context:
         child.attempts = 0
         child.attempt_started = 0.0
         child.attempt_ended = -1.0
+        child.permit = -1
         return child
 
     def remaining(self) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .context import Context
 from .outcome import Outcome
-from .policy import Next
+from .policy import Guard, Next
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class Deadline:
 
 
 @dataclass(frozen=True, slots=True)
-class Timeout:
+class Timeout(Guard):
     """Cap each attempt at `seconds` (never beyond the request deadline).
 
     Usage::
@@ -63,8 +63,12 @@ class Timeout:
         if not self.seconds > 0:
             raise ValueError(f"Timeout.seconds must be > 0, got {self.seconds}")
 
-    def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:
+    def admit(self, ctx: Context) -> Outcome | None:
         ctx.attempt_deadline = ctx.clock.now() + self.seconds
+        return None
+
+    def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:
+        self.admit(ctx)  # nothing to settle: pass straight through, no frame of its own
         return next(ctx)
 
     def describe(self) -> str:

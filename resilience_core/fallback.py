@@ -63,15 +63,24 @@ class Fallback:
         return ordered
 
     def run(self, ctx: Context) -> Awaitable[Outcome]:
-        """The outcome of the first candidate to succeed (or why none did). A plain function
-        handing back the coroutine that does the work: one coroutine frame less per request."""
+        """The outcome of the first candidate to succeed (or why none did), its `attempts` the
+        request's total. A plain function handing back the coroutine that does the work: one
+        coroutine frame less per request."""
         ordered = self.candidates(ctx)
         if not ordered:
             error = NoCandidateError("no model may take traffic now (isolated, drained or weight 0)")
             return _ready(Outcome(error=error))
-        if self.plan.hedge_delay == math.inf or len(ordered) == 1:
+        if len(ordered) == 1:
+            # A lone candidate runs on the request's own context: a fork would only copy it,
+            # and its outcome is what `_one_at_a_time` would return. No frame, no fork.
+            only = ordered[0]
+            ctx.model = only.name
+            ctx.call = only.call
+            ctx.attempt_deadline = math.inf
+            return only.run(ctx)
+        if self.plan.hedge_delay == math.inf:
             return self._one_at_a_time(ctx, ordered)
-        return self._hedged(ctx, ordered, self.plan.hedge_delay)
+        return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
 
     async def _one_at_a_time(self, ctx: Context, ordered: list[Candidate]) -> Outcome:
         failures: dict[str, BaseException] = {}
@@ -88,10 +97,18 @@ class Fallback:
             finally:
                 ctx.attempts += child.attempts
             if outcome.error is None or self.final(outcome):
+                outcome.attempts = ctx.attempts
                 return outcome
             failures[candidate.name] = outcome.error
             last = outcome
-        return _all_failed(failures, last)
+        outcome = _all_failed(failures, last)
+        outcome.attempts = ctx.attempts
+        return outcome
+
+    async def _hedged_counted(self, ctx: Context, ordered: list[Candidate], delay: float) -> Outcome:
+        outcome = await self._hedged(ctx, ordered, delay)
+        outcome.attempts = ctx.attempts  # the losers' attempts are added only as the race ends
+        return outcome
 
     async def _hedged(self, ctx: Context, ordered: list[Candidate], delay: float) -> Outcome:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .context import Context
 from .outcome import Outcome, Settleable
-from .policy import Next
+from .policy import Guard
 
 DEFAULT_WINDOW = 200
 DEFAULT_EWMA_ALPHA = 0.2
@@ -199,7 +199,7 @@ class _Adapter(Collector):
         return self.source.collect()
 
 
-class MetricsPolicy:
+class MetricsPolicy(Guard):
     """Records each attempt that reached the upstream, timed by the invoker's stamps."""
 
     __slots__ = ("counts_as_failure", "metrics")
@@ -210,19 +210,17 @@ class MetricsPolicy:
         self.metrics = metrics
         self.counts_as_failure = counts_as_failure
 
-    async def __call__(self, ctx: Context, next: Next) -> Outcome:
-        ctx.attempt_ended = -1.0
-        outcome = await next(ctx)
-        if ctx.attempt_ended < 0:
-            return outcome  # rejected before reaching the upstream: not an attempt
-        if outcome.error is None and isinstance(outcome.value, Settleable):
-            outcome.value.on_settled(partial(self._settled, ctx))  # recorded when it ends
-            return outcome
-        failed = outcome.error is not None
-        if failed and self.counts_as_failure is not None:
-            failed = self.counts_as_failure(outcome)
+    def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
+        if not reached:
+            return  # refused before reaching the upstream: not an attempt
+        if outcome.error is None:
+            if isinstance(outcome.value, Settleable):
+                outcome.value.on_settled(partial(self._settled, ctx))  # recorded when it ends
+                return
+            self.metrics.record(ctx.attempt_ended - ctx.attempt_started, False)
+            return
+        failed = True if self.counts_as_failure is None else self.counts_as_failure(outcome)
         self.metrics.record(ctx.attempt_ended - ctx.attempt_started, failed)
-        return outcome
 
     def _settled(self, ctx: Context, failed: bool) -> None:
         self.metrics.record(ctx.clock.now() - ctx.attempt_started, failed)

@@ -11,7 +11,7 @@ from .circuit.state import CircuitState
 from .context import Context
 from .events import CircuitStateChanged, Event, RestorationStepChanged
 from .outcome import Outcome, Settleable
-from .policy import Next
+from .policy import Guard
 from .predicates import TRANSIENT, Predicate
 
 DEFAULT_STEPS = (0.1, 0.25, 0.5, 1.0)
@@ -98,7 +98,7 @@ class Restoration:
             self._emit(RestorationStepChanged(now, self.model, before, after, reason))
 
 
-class AutoRecovery:
+class AutoRecovery(Guard):
     """Ties a breaker to a restoration: half-open -> closed starts the climb, a failure during
     the climb re-opens the breaker. Use it as a policy just outside the breaker.
 
@@ -135,14 +135,12 @@ class AutoRecovery:
     def admission(self, now: float) -> float:
         return self.restoration.share(now)
 
-    async def __call__(self, ctx: Context, next: Next) -> Outcome:
-        outcome = await next(ctx)
+    def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if outcome.error is None:
             if isinstance(outcome.value, Settleable):
                 outcome.value.on_settled(partial(self._settled, ctx))
         elif self.restoration.active and self.failure(outcome):
             self.breaker.trip(ctx.clock.now(), "failure during progressive restoration")
-        return outcome
 
     def _settled(self, ctx: Context, failed: bool) -> None:
         if failed and self.restoration.active:

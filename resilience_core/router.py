@@ -117,6 +117,7 @@ class ModelHandle:
             if config.restoration is not None
             else None
         )
+        self._restoration = self.recovery.restoration if self.recovery is not None else None
         self.bulkhead = Bulkhead(spec.bulkhead, spec.name) if spec.bulkhead is not None else None
         policies: list[Policy] = []
         if config.retry is not None:
@@ -149,8 +150,8 @@ class ModelHandle:
         return self.base_weight * factor
 
     def admission(self) -> float:
-        recovery = self.recovery
-        return 1.0 if recovery is None else recovery.admission(self._clock.now())
+        restoration = self._restoration
+        return 1.0 if restoration is None else restoration.share(self._clock.now())
 
     def state(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()
@@ -231,8 +232,9 @@ class ModelRouter:
         if handle is not None and handle.recovery is not None:
             handle.recovery.on_event(event)
 
-    async def execute(self, request: Any, *, deadline: float | None = None) -> Outcome:
-        """Route `request`; the outcome is a value (never raises for upstream failures).
+    def execute(self, request: Any, *, deadline: float | None = None) -> Awaitable[Outcome]:
+        """Route `request`; the outcome is a value (never raises for upstream failures), its
+        `attempts` the upstream calls made for it (the fallback totals them).
 
         `deadline` (absolute, on this router's clock) is a budget the caller already holds, e.g.
         across a chain of routers: the router's own deadline can only narrow it.
@@ -241,9 +243,7 @@ class ModelRouter:
         ctx.request = request
         if deadline is not None:
             ctx.deadline = deadline
-        outcome = await self._run(ctx)
-        outcome.attempts = ctx.attempts
-        return outcome
+        return self._run(ctx)
 
     async def call(self, request: Any) -> RoutedAnswer:
         """Route `request` and return the answer, or raise the failure."""

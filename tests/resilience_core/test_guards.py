@@ -1,0 +1,156 @@
+"""Guards run inside the attempt's frame when they sit next to it, and as ordinary policies
+elsewhere: both ways must tell each guard the same story."""
+
+import asyncio
+
+import pytest
+
+from resilience_core import (
+    Bulkhead,
+    BulkheadConfig,
+    BulkheadFullError,
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitBreakerPolicy,
+    CircuitOpenError,
+    CircuitState,
+    Guard,
+    Outcome,
+    Pipeline,
+)
+from resilience_core.context import Context
+from resilience_core.policy import Next
+from tests.conftest import Scripted, run_on
+
+
+class Recorder(Guard):
+    """Notes what it hears; refuses every attempt when `refuse` is set."""
+
+    def __init__(self, name: str, log: list[tuple[str, ...]], refuse: bool = False) -> None:
+        self.name = name
+        self.log = log
+        self.refuse = refuse
+
+    def admit(self, ctx: Context) -> Outcome | None:
+        self.log.append((self.name, "admit"))
+        return Outcome(error=RuntimeError(f"{self.name} refused")) if self.refuse else None
+
+    def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
+        self.log.append((self.name, "settle", "ok" if outcome.ok else "error", str(reached)))
+
+    def abandon(self, ctx: Context) -> None:
+        self.log.append((self.name, "abandon"))
+
+
+class PassThrough:
+    """Not a guard: placed innermost it keeps the guards out of the attempt's frame."""
+
+    def __call__(self, ctx: Context, next: Next):
+        return next(ctx)
+
+    def describe(self) -> str:
+        return "PassThrough"
+
+
+def _both_ways(*guards: Guard) -> list[Pipeline]:
+    return [Pipeline(*guards), Pipeline(*guards, PassThrough())]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_refusal_is_heard_by_the_outer_guards_only_and_nothing_is_called(clock, fused):
+    log: list[tuple[str, ...]] = []
+    guards = (Recorder("outer", log), Recorder("refuser", log, refuse=True), Recorder("inner", log))
+    pipeline = _both_ways(*guards)[0 if fused else 1]
+    upstream = Scripted(clock, ["answer"])
+    outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+    assert str(outcome.error) == "refuser refused"
+    assert upstream.calls == []
+    assert log == [("outer", "admit"), ("refuser", "admit"), ("outer", "settle", "error", "False")]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_every_guard_hears_an_attempt_innermost_first(clock, fused):
+    log: list[tuple[str, ...]] = []
+    pipeline = _both_ways(Recorder("outer", log), Recorder("inner", log))[0 if fused else 1]
+    outcome = run_on(clock, lambda: pipeline.execute(Scripted(clock, [ValueError("x")]), {}, clock=clock))
+    assert isinstance(outcome.error, ValueError) and outcome.attempts == 1
+    assert log == [
+        ("outer", "admit"),
+        ("inner", "admit"),
+        ("inner", "settle", "error", "True"),
+        ("outer", "settle", "error", "True"),
+    ]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_cancelled_attempt_is_abandoned_not_settled(clock, fused):
+    log: list[tuple[str, ...]] = []
+    pipeline = _both_ways(Recorder("outer", log), Recorder("inner", log))[0 if fused else 1]
+    upstream = Scripted(clock, [(10.0, "late")])
+
+    async def cancel_midway() -> bool:
+        task = asyncio.ensure_future(pipeline.execute(upstream, {}, clock=clock))
+        await clock.sleep(1.0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert run_on(clock, cancel_midway)
+    assert log == [("outer", "admit"), ("inner", "admit"), ("inner", "abandon"), ("outer", "abandon")]
+
+
+def _half_open(clock) -> CircuitBreaker:
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(half_open_probes=1, wait_duration=1.0))
+    breaker.trip(clock.now(), "test")
+    clock.advance(2.0)
+    return breaker
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_cancelled_probe_gives_its_permit_back(clock, fused):
+    breaker = _half_open(clock)
+    guard = CircuitBreakerPolicy(breaker)
+    pipeline = Pipeline(guard) if fused else Pipeline(guard, PassThrough())
+    slow, fast = Scripted(clock, [(10.0, "late")]), Scripted(clock, ["ok"])
+
+    async def probe_cancelled_then_another() -> Outcome:
+        task = asyncio.ensure_future(pipeline.execute(slow, {}, clock=clock))
+        await clock.sleep(1.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return await pipeline.execute(fast, {}, clock=clock)
+
+    outcome = run_on(clock, probe_cancelled_then_another)
+    assert outcome.ok and fast.calls  # the second probe got the permit back
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_probe_refused_by_the_bulkhead_further_in_gives_its_permit_back(clock):
+    breaker = _half_open(clock)
+    bulkhead = Bulkhead(BulkheadConfig(max_concurrent=1))
+    outer = Pipeline(CircuitBreakerPolicy(breaker), bulkhead)
+    hog = Pipeline(bulkhead)
+    slow, fast = Scripted(clock, [(5.0, "hog")]), Scripted(clock, ["ok"])
+
+    async def refused_then_admitted() -> tuple[Outcome, Outcome]:
+        holder = asyncio.ensure_future(hog.execute(slow, {}, clock=clock))
+        await clock.sleep(0.1)
+        refused = await outer.execute(fast, {}, clock=clock)
+        await holder
+        return refused, await outer.execute(fast, {}, clock=clock)
+
+    refused, admitted = run_on(clock, refused_then_admitted)
+    assert isinstance(refused.error, BulkheadFullError)
+    assert admitted.ok and breaker.state is CircuitState.CLOSED
+
+
+def test_an_open_breaker_refuses_without_calling(clock):
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(wait_duration=60.0))
+    breaker.trip(clock.now(), "test")
+    upstream = Scripted(clock, ["ok"])
+    pipeline = Pipeline(CircuitBreakerPolicy(breaker))
+    outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+    assert isinstance(outcome.error, CircuitOpenError) and upstream.calls == []
