@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,11 @@ class Stack:
             m: requests.get(f"{u}/_control/counts", timeout=5).json() for m, u in self.endpoint_urls.items()
         }
 
-    def start_gateway(self, config: dict[str, Any], folder: Path, name: str = "gateway") -> str:
-        """Start a gateway with `config` (a dict of GatewayConfig) and return its base URL."""
+    def start_gateway(
+        self, config: dict[str, Any], folder: Path, name: str = "gateway", launcher: Sequence[str] = ()
+    ) -> str:
+        """Start a gateway with `config` (a dict of GatewayConfig) and return its base URL.
+        `launcher` runs it under another program (a profiler), which may start slowly."""
         self.stop_gateway()
         config_path = folder / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -69,12 +73,18 @@ class Stack:
         ready.unlink(missing_ok=True)
         child = Child(
             name,
-            python_module("harness.gateway", "--config", str(config_path), "--ready-file", str(ready)),
+            [
+                *launcher,
+                *python_module("harness.gateway", "--config", str(config_path), "--ready-file", str(ready)),
+            ],
             folder / f"{name}.log",
         )
         self.children.append(child)
         self.gateway_child = child
-        announced = wait_until(lambda: read_ready_file(ready), timeout=20, child=child, what="listening")
+        patience = 120 if launcher else 20
+        announced = wait_until(
+            lambda: read_ready_file(ready), timeout=patience, child=child, what="listening"
+        )
         self.gateway_url = str(announced["url"])
         return self.gateway_url
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,46 @@ def overhead(folder: Path, rounds: int, rate: float, duration: float, models: in
     }
 
 
+def instructions(folder: Path, duration: float, models: int = 1) -> dict[str, Any]:
+    """Instructions each gateway mode executes per request, counted by callgrind on the same
+    chain: CPU seconds on a shared VM move ±25 % between identical rounds, the count does not.
+    Under callgrind the gateway runs ~50x slower, so the load is a small closed loop."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return {"skipped": "valgrind is not installed (Debian: apt-get install valgrind)"}
+    stack = start_stack(models, folder / "instructions")
+    per_request: dict[str, float] = {}
+    try:
+        for mode in ("passthrough", "resilient"):
+            view = stack.view()
+            counts = folder / f"callgrind-{mode}.out"
+            launcher = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+            launcher.append(f"--callgrind-out-file={counts}")
+            url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-cg-{mode}", launcher)
+            pid = str(_pid(view))
+            load(url, concurrency=4, duration=3.0)  # warm-up, not counted
+            subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+            figures = load(url, concurrency=4, duration=duration)
+            subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+            assert view.gateway_child is not None
+            view.gateway_child.stop(timeout=120)  # callgrind writes its counts as the gateway exits
+            view.stop_gateway()
+            if figures["errors"]:
+                raise RuntimeError(f"{figures['errors']} errors while counting {mode} instructions")
+            per_request[mode] = _callgrind_total(counts) / figures["requests"]
+    finally:
+        stack.stop()
+    return {"per_request": per_request, "models": models}
+
+
+def _callgrind_total(path: Path) -> int:
+    """The `totals:` line (the `summary:` line near the top stays 0 when counting is switched on
+    and off by `callgrind_control`)."""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
 SATURATION_STEPS = (32, 64, 128, 256, 512)
 
 
@@ -160,6 +201,18 @@ def render(data: dict[str, Any], command: str) -> str:
             f"| {n} | **resilient vs passthrough** | {_change(res, base, 'p50_ms')} | "
             f"{_change(res, base, 'p99_ms')} | {_change(res, base, 'cpu_s_per_1000')} |",
         ]
+    counted = data.get("instructions", {})
+    if "per_request" in counted:
+        res, base = counted["per_request"]["resilient"], counted["per_request"]["passthrough"]
+        lines += [
+            "",
+            f"Instructions per request ({counted['models']} model, counted by callgrind on the same "
+            "chain; unlike CPU seconds on this shared VM, they do not move between identical runs): "
+            f"passthrough {base / 1000:.0f} k, resilient {res / 1000:.0f} k, "
+            f"**{res / base - 1:+.1%}** (target <= 5 %).",
+        ]
+    elif "skipped" in counted:
+        lines += ["", f"Instructions per request: not counted ({counted['skipped']})."]
     hop = data["overhead"][0]["toxiproxy_hop"]
     errors = {run["models"]: run["errors"] for run in data["overhead"]}
     lines += [
@@ -212,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         data: dict[str, Any] = {"rounds": args.rounds, "rate": args.rate, "duration": args.duration}
         data["overhead"] = [overhead(folder, args.rounds, args.rate, args.duration, n) for n in (1, 5)]
+        data["instructions"] = instructions(folder, duration=2 * args.duration)
         data["scale"] = [
             scale(folder, 5, args.duration),
             scale(folder, 50, args.duration),
