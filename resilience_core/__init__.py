@@ -57,7 +57,7 @@ from .fallback import Fallback, ParallelFallback, SequentialFallback, WeightedFa
 from .health import HealthChecker, HealthStatus, HealthThresholds
 from .metrics import MetricsCollector, MetricsPolicy, MetricsSnapshot
 from .outcome import Outcome, Settleable
-from .policy import Guard, Pipeline, Policy, attempt_with, invoke
+from .policy import Guard, Pipeline, Policy, Repeater, attempt_with, invoke
 from .predicates import NON_RETRYABLE, TRANSIENT, Predicate, failed, on, on_code, on_status
 from .recovery import AutoRecovery, Restoration, RestorationConfig
 from .retry import Retry, RetryBudget, RetryConfig, RetryManager
@@ -135,6 +135,7 @@ __all__ = [
     "read_audit",
     "RecoveryService",
     "RejectedError",
+    "Repeater",
     "ResilienceError",
     "Restoration",
     "RestorationConfig",

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 
 from .backoff import Stop, Wait, exponential, jitter, stop_after_attempt
 from .context import Context
-from .errors import RejectedError
 from .events import RetryBudgetExhausted, RetryScheduled
 from .outcome import Outcome, retry_after_of
-from .policy import Next
+from .policy import Repeater
 from .predicates import TRANSIENT, Predicate
 
 DEFAULT_MAX_ATTEMPTS = 3
@@ -72,7 +71,7 @@ class RetryConfig:
     honour_retry_after: bool = True
 
 
-class Retry:
+class Retry(Repeater):
     """Repeat the inner call while its outcome is retryable, the stop rule allows, and the
     request deadline can still cover the wait plus a useful attempt."""
 
@@ -82,42 +81,34 @@ class Retry:
         self.config = config if config is not None else RetryConfig()
         self.budget = budget
 
-    async def __call__(self, ctx: Context, next: Next) -> Outcome:
-        clock = ctx.clock
-        start = clock.now()
+    def begin(self, ctx: Context) -> float:
+        start = ctx.clock.now()
         budget = self.budget
         if budget is not None:
             budget.deposit(start)
-        outcome = await next(ctx)
-        if outcome.error is None:
-            return outcome
+        return start
+
+    def again(self, ctx: Context, outcome: Outcome, tries: int, start: float) -> float | None:
         config = self.config
-        attempt = 1
-        while outcome.error is not None and config.handle(outcome):
-            if config.stop(attempt, clock.now() - start):
-                break
-            delay = config.wait(attempt, ctx.rng)
-            hint = retry_after_of(outcome) if config.honour_retry_after else None
-            if hint is not None:
-                if hint > MAX_RETRY_AFTER:
-                    break
-                delay = max(delay, hint)
-            if not ctx.can_start_attempt(delay):
-                break
-            if budget is not None and not budget.try_spend():
-                ctx.events.emit(RetryBudgetExhausted(clock.now(), ctx.model, attempt))
-                break
-            reason = type(outcome.error).__name__
-            ctx.events.emit(RetryScheduled(clock.now(), ctx.model, attempt, delay, reason))
-            await clock.sleep(delay)
-            attempt += 1
-            previous = outcome
-            outcome = await next(ctx)
-            if isinstance(outcome.error, RejectedError):
-                # The breaker or bulkhead refused the retry: the upstream's own last
-                # failure says more to the caller than "circuit open".
-                return previous
-        return outcome
+        if not config.handle(outcome):
+            return None
+        clock = ctx.clock
+        if config.stop(tries, clock.now() - start):
+            return None
+        delay = config.wait(tries, ctx.rng)
+        hint = retry_after_of(outcome) if config.honour_retry_after else None
+        if hint is not None:
+            if hint > MAX_RETRY_AFTER:
+                return None
+            delay = max(delay, hint)
+        if not ctx.can_start_attempt(delay):
+            return None
+        if self.budget is not None and not self.budget.try_spend():
+            ctx.events.emit(RetryBudgetExhausted(clock.now(), ctx.model, tries))
+            return None
+        reason = type(outcome.error).__name__
+        ctx.events.emit(RetryScheduled(clock.now(), ctx.model, tries, delay, reason))
+        return delay
 
     def describe(self) -> str:
         return f"Retry({self.config.stop!r}, wait={self.config.wait!r})"

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import pytest
 
 from resilience_core import ModelCallError
+from resilience_core.context import Context
+from resilience_core.policy import Next
 from resilience_core.testing import FakeClock
 
 T = TypeVar("T")
@@ -63,3 +65,14 @@ def recorded(bus_owner: Any) -> list[Any]:
     events: list[Any] = []
     bus_owner.events.subscribe(events.append)
     return events
+
+
+class PassThrough:
+    """Neither guard nor repeater: placed innermost it keeps guards and a retry out of the
+    attempt's frame, so a test can run the same policies both ways."""
+
+    def __call__(self, ctx: Context, next: Next) -> Awaitable[Any]:
+        return next(ctx)
+
+    def describe(self) -> str:
+        return "PassThrough"

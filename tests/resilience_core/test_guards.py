@@ -19,8 +19,7 @@ from resilience_core import (
     Pipeline,
 )
 from resilience_core.context import Context
-from resilience_core.policy import Next
-from tests.conftest import Scripted, run_on
+from tests.conftest import PassThrough, Scripted, run_on
 
 
 class Recorder(Guard):
@@ -40,16 +39,6 @@ class Recorder(Guard):
 
     def abandon(self, ctx: Context) -> None:
         self.log.append((self.name, "abandon"))
-
-
-class PassThrough:
-    """Not a guard: placed innermost it keeps the guards out of the attempt's frame."""
-
-    def __call__(self, ctx: Context, next: Next):
-        return next(ctx)
-
-    def describe(self) -> str:
-        return "PassThrough"
 
 
 def _both_ways(*guards: Guard) -> list[Pipeline]:

@@ -5,9 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilience_core import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitBreakerPolicy,
+    CircuitOpenError,
     Deadline,
     EventBus,
-    Pipeline,
     Retry,
     RetryBudget,
     RetryBudgetExhausted,
@@ -19,7 +22,24 @@ from resilience_core import (
     stop_after_attempt,
     stop_after_delay,
 )
-from tests.conftest import Scripted, error, run_on
+from resilience_core import Pipeline as _Pipeline
+from tests.conftest import PassThrough, Scripted, error, run_on
+
+_FUSED = True
+
+
+@pytest.fixture(autouse=True, scope="module", params=["fused", "unfused"])
+def shape(request):
+    """Every test twice: retry in the attempt's frame (only guards between it and the call)
+    and as its own layer (something else innermost)."""
+    global _FUSED
+    _FUSED = request.param == "fused"
+    yield request.param
+    _FUSED = True
+
+
+def Pipeline(*policies):  # the class's name on purpose: the tests read as they would
+    return _Pipeline(*policies) if _FUSED else _Pipeline(*policies, PassThrough())
 
 
 def execute(clock, pipeline, upstream, events=None):
@@ -164,3 +184,22 @@ def test_provider_error_codes_are_final_whatever_the_status(clock, code):
     outcome = execute(clock, Pipeline(Retry()), upstream)
     assert outcome.error is failure
     assert len(upstream.calls) == 1
+
+
+def test_a_retry_the_breaker_refuses_ends_with_the_upstreams_own_failure(clock):
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(consecutive_failures=1, wait_duration=60.0))
+    upstream = Scripted(clock, [error(503)])
+    pipeline = Pipeline(Retry(RetryConfig(wait=constant(0.0))), CircuitBreakerPolicy(breaker))
+    outcome = execute(clock, pipeline, upstream)
+    assert len(upstream.calls) == 1  # the first failure opened the breaker: the retry was refused
+    assert not isinstance(outcome.error, CircuitOpenError)
+    assert outcome.error.status == 503
+
+
+def test_the_first_attempt_refused_is_returned_as_it_is(clock):
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(consecutive_failures=1, wait_duration=60.0))
+    breaker.trip(0.0, "test")
+    upstream = Scripted(clock, ["ok"])
+    outcome = execute(clock, Pipeline(Retry(), CircuitBreakerPolicy(breaker)), upstream)
+    assert isinstance(outcome.error, CircuitOpenError)
+    assert upstream.calls == []
