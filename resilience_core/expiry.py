@@ -38,8 +38,10 @@ class Watchdog:
             self._armed_at = when
             self._handle = self.clock.call_at(when, self._fire)
 
-    def remove(self, callback: Callable[[], object]) -> None:
-        self.entries.pop(callback, None)
+    def remove(self, callback: Callable[[], object]) -> bool:
+        """Forget `callback`; True when it was still pending, False when it had fired (or was
+        never added): the caller learns which without a flag of its own."""
+        return self.entries.pop(callback, None) is not None
 
     def _fire(self) -> None:
         now = self.clock.now() + _EPSILON

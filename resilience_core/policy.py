@@ -14,6 +14,7 @@ import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -34,20 +35,6 @@ class Policy(Protocol):
     def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]: ...
 
     def describe(self) -> str: ...
-
-
-class _Expiry:
-    """Cancels the attempt's task when its timer fires, and remembers that it did."""
-
-    __slots__ = ("fired", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.fired = False
-
-    def __call__(self) -> None:
-        self.fired = True
-        self.task.cancel()
 
 
 def _expired(ctx: Context, when: float) -> BaseException:
@@ -205,14 +192,15 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     task = current_task_of(loop)
                     assert task is not None, "an attempt must run inside a task"
                     cancelling = task.cancelling()
-                    expiry = _Expiry(task)
+                    expiry = partial(task.cancel)  # an identity of its own: this attempt's key
                     watchdog = watchdog_for(clock, loop)
                     watchdog.add(expiry, when)
                     try:
                         value = await ctx.call(ctx.request)
                     except asyncio.CancelledError:
-                        if not (expiry.fired and task.uncancel() <= cancelling):
-                            watchdog.remove(expiry)
+                        # Still pending: the cancellation came from outside. Fired, and more
+                        # cancellations than ours: from outside too. Either way it propagates.
+                        if watchdog.remove(expiry) or task.uncancel() > cancelling:
                             ctx.attempt_ended = clock.now()
                             for abandon in abandons:
                                 abandon(ctx)
@@ -220,13 +208,14 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                         outcome = Outcome(error=_expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
                     except Exception as exc:
                         outcome = Outcome(error=exc, model=ctx.model, attempts=ctx.attempts)
+                        if not watchdog.remove(expiry):
+                            task.uncancel()  # fired as the call ended: see below
                     else:
                         outcome = Outcome(value, None, ctx.model, ctx.attempts)
-                        if expiry.fired:
+                        if not watchdog.remove(expiry):
                             # The timer fired in the same loop iteration the call finished: consume
                             # our own cancellation request so it does not hit the caller's next await.
                             task.uncancel()
-                    watchdog.remove(expiry)
                     ctx.attempt_ended = clock.now()
                 for settle in settle_all:
                     settle(ctx, outcome, True)

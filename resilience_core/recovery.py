@@ -44,7 +44,7 @@ class RestorationConfig:
 class Restoration:
     """One model's progressive restoration; the share advances lazily when read."""
 
-    __slots__ = ("_emit", "_index", "_since", "config", "model")
+    __slots__ = ("_emit", "_since", "config", "model", "step")
 
     def __init__(
         self, model: str, config: RestorationConfig, emit: Callable[[Event], None] | None = None
@@ -52,44 +52,45 @@ class Restoration:
         self.model = model
         self.config = config
         self._emit = emit
-        self._index: int | None = None
+        self.step: int | None = None
+        """Index into `config.steps` of the share being held; None when not restoring."""
         self._since = 0.0
 
     @property
     def active(self) -> bool:
-        return self._index is not None
+        return self.step is not None
 
     def start(self, now: float, reason: str) -> None:
         self._set(0, now, reason)
 
     def abort(self, now: float, reason: str) -> None:
-        if self._index is not None:
-            self._announce(self.config.steps[self._index], 0.0, now, reason)
-            self._index = None
+        if self.step is not None:
+            self._announce(self.config.steps[self.step], 0.0, now, reason)
+            self.step = None
 
     def share(self, now: float) -> float:
         """The share of requests that may try this model first (1.0 when not restoring)."""
-        index = self._index
+        index = self.step
         if index is None:
             return 1.0
         steps = self.config.steps
         while index is not None and now - self._since >= self.config.hold:
             if index + 1 >= len(steps) - 1:
                 self._announce(steps[index], 1.0, now, "restoration complete")
-                self._index = None
+                self.step = None
                 return 1.0
             self._set(index + 1, self._since + self.config.hold, f"held {self.config.hold}s healthy")
-            index = self._index
+            index = self.step
         return steps[index] if index is not None else 1.0
 
     def _set(self, index: int, now: float, reason: str) -> None:
         steps = self.config.steps
-        before = 0.0 if self._index is None else steps[self._index]
+        before = 0.0 if self.step is None else steps[self.step]
         if steps[index] >= 1.0:
-            self._index = None
+            self.step = None
             self._announce(before, 1.0, now, reason)
             return
-        self._index = index
+        self.step = index
         self._since = now
         self._announce(before, steps[index], now, reason)
 

@@ -151,7 +151,9 @@ class ModelHandle:
 
     def admission(self) -> float:
         restoration = self._restoration
-        return 1.0 if restoration is None else restoration.share(self._clock.now())
+        if restoration is None or restoration.step is None:
+            return 1.0  # not restoring: no clock read, no call (this runs on every request)
+        return restoration.share(self._clock.now())
 
     def state(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()

@@ -145,3 +145,29 @@ def test_outer_cancel_in_the_same_turn_as_the_timeout_still_propagates(clock):
             await task
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("ends_with", ["an error", "an answer"])
+def test_a_call_that_swallows_the_timeouts_cancellation_leaves_the_task_clean(ends_with):
+    """Some clients turn a cancellation into an error (or an answer) of their own: the attempt
+    keeps what the call said, and takes its own cancellation request back so the caller's
+    task is not left looking cancelled (asyncio.timeout and TaskGroup read that count)."""
+
+    async def swallows(request):
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            if ends_with == "an error":
+                raise ConnectionError("connection closed") from None
+            return "late answer"
+
+    async def main():
+        outcome = await Pipeline(Timeout(0.01)).execute(swallows, {})
+        return outcome, asyncio.current_task().cancelling()
+
+    outcome, cancelling = asyncio.run(main())
+    if ends_with == "an error":
+        assert isinstance(outcome.error, ConnectionError)
+    else:
+        assert outcome.value == "late answer"
+    assert cancelling == 0
