@@ -46,7 +46,8 @@ class Fallback:
         self.final = final
 
     def candidates(self, ctx: Context) -> list[Candidate]:
-        """This request's candidates, in order: admitted ones by plan, then reserves by plan."""
+        """This request's candidates, in order: admitted ones by plan, then reserves by plan.
+        The list may be kept and handed to later requests (see `Plan`): read it, never change it."""
         source = self._source
         pool = source(ctx) if callable(source) else source
         primary: list[Candidate] = []

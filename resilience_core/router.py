@@ -16,13 +16,13 @@ from .context import Call, Context
 from .deadline import Deadline, Timeout
 from .degradation import Degrade, DegradedSource
 from .events import Event, EventBus
-from .fallback import Fallback
+from .fallback import CandidateSource, Fallback
 from .metrics import MetricsCollector, MetricsPolicy, ModelMetrics
 from .outcome import Outcome
 from .policy import Pipeline, Policy
 from .recovery import AutoRecovery, RestorationConfig
 from .retry import Retry, RetryBudget, RetryConfig
-from .selection import Plan, Sequential
+from .selection import Candidate, Plan, Sequential
 
 DEFAULT_DEADLINE = 30.0
 DEFAULT_LATENCY_TARGET = 1.0
@@ -101,13 +101,16 @@ class ModelHandle:
         metrics: ModelMetrics,
         events: EventBus,
         clock: Clock,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
         self.priority = spec.priority
         self.call = spec.call
-        self.base_weight = spec.weight
-        self.drained = False
+        self._on_change = on_change
+        """Told when drain or weight change: the router keeps its candidate order until then."""
+        self._base_weight = spec.weight
+        self._drained = False
         self.metrics = metrics
         self._clock = clock
         self._latency_target = config.latency_target
@@ -134,6 +137,29 @@ class ModelHandle:
         self.pipeline = Pipeline(*policies)
         self.run: Callable[[Context], Awaitable[Outcome]] = self.pipeline.run
         """One attempt sequence on this model: the pipeline's entry itself, no wrapper call."""
+
+    @property
+    def drained(self) -> bool:
+        return self._drained
+
+    @drained.setter
+    def drained(self, value: bool) -> None:
+        self._drained = value
+        self._on_change()
+
+    @property
+    def base_weight(self) -> float:
+        return self._base_weight
+
+    @base_weight.setter
+    def base_weight(self, value: float) -> None:
+        self._base_weight = value
+        self._on_change()
+
+    @property
+    def restoring(self) -> bool:
+        restoration = self._restoration
+        return restoration is not None and restoration.step is not None
 
     @property
     def available(self) -> bool:
@@ -201,12 +227,14 @@ class ModelRouter:
         self.events = events if events is not None else EventBus()
         self.metrics = MetricsCollector(window=self.config.metrics_window, state_of=self._circuit_of)
         self.models: dict[str, ModelHandle] = {
-            spec.name: ModelHandle(spec, self.config, self.metrics.model(spec.name), self.events, clock)
+            spec.name: ModelHandle(
+                spec, self.config, self.metrics.model(spec.name), self.events, clock, self._pool_changed
+            )
             for spec in models
         }
         self._handles = tuple(self.models.values())
         self.events.subscribe(self._route_event)
-        self.fallback = Fallback(self._candidates, self.config.plan)
+        self.fallback = _PoolFallback(self._candidates, self.config.plan, self._handles)
         outer: list[Policy] = []
         if self.config.deadline is not None:
             outer.append(Deadline(self.config.deadline, self.config.min_attempt))
@@ -222,14 +250,18 @@ class ModelRouter:
         isolated = CircuitState.ISOLATED
         found = []
         for handle in self._handles:
-            if not handle.drained and handle.base_weight > 0 and handle.breaker.state is not isolated:
+            if not handle._drained and handle._base_weight > 0 and handle.breaker.state is not isolated:
                 found.append(handle)
         return found
+
+    def _pool_changed(self) -> None:
+        self.fallback.changed()
 
     def _circuit_of(self, name: str) -> str:
         return self.models[name].breaker.state.value
 
     def _route_event(self, event: Event) -> None:
+        self.fallback.changed()  # breaker transitions, restoration steps, weights: rare, and cheap to redo
         handle = self.models.get(event.model) if event.model is not None else None
         if handle is not None and handle.recovery is not None:
             handle.recovery.on_event(event)
@@ -261,6 +293,34 @@ class ModelRouter:
     def describe(self) -> list[str]:
         first = next(iter(self.models.values()))
         return [*self.pipeline.describe(), self.fallback.describe(), *first.pipeline.describe()]
+
+
+class _PoolFallback(Fallback):
+    """The router's fallback: keeps its candidate order while the pool stands still.
+
+    Ordering costs a request five calls. With a plan that keeps its order and no model
+    restoring (a restoring model's share moves with time), the order changes only when the
+    pool does, and the router says when: on every event of its bus (breaker transitions,
+    restoration steps, weight changes) and when a model is drained or reweighted.
+    """
+
+    def __init__(self, source: CandidateSource, plan: Plan, handles: Sequence[ModelHandle]) -> None:
+        super().__init__(source, plan)
+        self._handles = handles
+        self._keeps_order = bool(getattr(plan, "keeps_order", False))
+        self._kept: list[Candidate] | None = None
+
+    def candidates(self, ctx: Context) -> list[Candidate]:
+        kept = self._kept
+        if kept is not None:
+            return kept
+        ordered = super().candidates(ctx)
+        if self._keeps_order and not any(handle.restoring for handle in self._handles):
+            self._kept = ordered
+        return ordered
+
+    def changed(self) -> None:
+        self._kept = None
 
 
 async def _no_direct_call(request: Any) -> Any:

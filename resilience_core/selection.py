@@ -12,7 +12,7 @@ import random
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from .context import Call, Context
 from .outcome import Outcome
@@ -42,7 +42,12 @@ class Candidate(Protocol):
 
 
 class Plan(Protocol):
-    """Orders candidates; `hedge_delay` is inf for one-at-a-time plans."""
+    """Orders candidates; `hedge_delay` is inf for one-at-a-time plans.
+
+    A plan whose order depends only on the candidates it is given (their priorities), not on
+    chance or live figures, says so with a true `keeps_order`: a router may then keep the
+    order it returned until its pool changes. Plans without the attribute are asked each time.
+    """
 
     @property
     def hedge_delay(self) -> float: ...
@@ -60,6 +65,7 @@ class Sequential:
     """
 
     hedge_delay: float = math.inf
+    keeps_order: ClassVar[bool] = True
 
     def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
         return sorted(candidates, key=_priority) if len(candidates) > 1 else list(candidates)
@@ -75,6 +81,7 @@ class Hedged:
     """
 
     delay: float = 0.0
+    keeps_order: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.delay < 0:
@@ -99,6 +106,7 @@ class Weighted:
     """
 
     hedge_delay: float = math.inf
+    keeps_order: ClassVar[bool] = False
 
     def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
         # Efraimidis-Spirakis (u ** (1/w), largest first) in log space over weights relative
