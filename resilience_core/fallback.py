@@ -87,16 +87,27 @@ class Fallback:
         failures: dict[str, BaseException] = {}
         last: Outcome | None = None
         for candidate in ordered:
-            if last is not None:
+            if last is None:
+                # The first candidate runs on the request's own context, as a lone one does:
+                # most requests never need a second, so they never pay for a fork.
+                own = ctx.model
+                ctx.model = candidate.name
+                ctx.call = candidate.call
+                ctx.attempt_deadline = math.inf
+                try:
+                    outcome = await candidate.run(ctx)
+                finally:
+                    ctx.model = own
+            else:
                 if not ctx.can_start_attempt():
                     break
                 reason = type(last.error).__name__
                 ctx.events.emit(FallbackUsed(ctx.clock.now(), ctx.model, last.model, candidate.name, reason))
-            child = ctx.fork(candidate.name, candidate.call)
-            try:
-                outcome = await candidate.run(child)
-            finally:
-                ctx.attempts += child.attempts
+                child = ctx.fork(candidate.name, candidate.call)
+                try:
+                    outcome = await candidate.run(child)
+                finally:
+                    ctx.attempts += child.attempts
             if outcome.error is None or self.final(outcome):
                 outcome.attempts = ctx.attempts
                 return outcome

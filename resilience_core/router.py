@@ -235,15 +235,19 @@ class ModelRouter:
         self._handles = tuple(self.models.values())
         self.events.subscribe(self._route_event)
         self.fallback = _PoolFallback(self._candidates, self.config.plan, self._handles)
+        seconds = self._seconds = self.config.deadline
+        self.deadline = Deadline(seconds, self.config.min_attempt) if seconds is not None else None
+        """Outermost of all: applied as each request's context is made (see `execute`) rather
+        than as a pipeline layer, which would cost every request two calls for three lines."""
         outer: list[Policy] = []
-        if self.config.deadline is not None:
-            outer.append(Deadline(self.config.deadline, self.config.min_attempt))
         if self.config.degraded is not None:
             outer.append(Degrade(self.config.degraded))
         self.pipeline = Pipeline(*outer, terminal=self.fallback.run)
         self._run = self.pipeline.run
         self._prototype = Context(None, _no_direct_call, clock=clock, rng=self.rng, events=self.events)
         """Each request's context is forked from it: cheaper than building one from keywords."""
+        if self.deadline is not None:
+            self._prototype.min_attempt = self.deadline.min_attempt
 
     def _candidates(self, ctx: Context) -> list[ModelHandle]:
         # `ModelHandle.available`, inlined: this runs on every request.
@@ -277,6 +281,11 @@ class ModelRouter:
         ctx.request = request
         if deadline is not None:
             ctx.deadline = deadline
+        seconds = self._seconds
+        if seconds is not None:  # `Deadline`'s narrowing, inlined
+            limit = self.clock.now() + seconds
+            if limit < ctx.deadline:
+                ctx.deadline = limit
         return self._run(ctx)
 
     async def call(self, request: Any) -> RoutedAnswer:
@@ -292,7 +301,8 @@ class ModelRouter:
 
     def describe(self) -> list[str]:
         first = next(iter(self.models.values()))
-        return [*self.pipeline.describe(), self.fallback.describe(), *first.pipeline.describe()]
+        outermost = [self.deadline.describe()] if self.deadline is not None else []
+        return [*outermost, *self.pipeline.describe(), self.fallback.describe(), *first.pipeline.describe()]
 
 
 class _PoolFallback(Fallback):
