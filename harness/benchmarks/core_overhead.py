@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import platform
 import statistics
 import time
@@ -19,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 
-from harness.benchmarks.readme import bench_command, quote_in_readme
+from harness.benchmarks.readme import bench_command, publish
 from resilience_core import (
     CircuitBreaker,
     CircuitBreakerPolicy,
@@ -191,15 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(measure(args.rounds, args.calls))
     memory = memory_per_model()
     text = render(results, memory, args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"ns_per_call": results, "bytes_per_model": memory, "versions": _versions()}, indent=2),
-        encoding="utf-8",
-    )
-    quote_in_readme(args.readme, "core", text)
-    print(text)
-    print(f"written to {args.out} and quoted in {args.readme}")
+    data = {"ns_per_call": results, "bytes_per_model": memory, "versions": _versions()}
+    publish(text, data, args.out, args.readme, "core")
     return 0
 
 

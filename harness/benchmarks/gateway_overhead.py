@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks.readme import bench_command, quote_in_readme
+from harness.benchmarks.readme import bench_command, publish
 from harness.processes import raise_on_sigterm
 from harness.stack import Stack, gateway_config, start_stack
 
@@ -38,27 +38,30 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def start_load(
+    url: str, *, rate: float = 0.0, duration: float = 5.0, concurrency: int = 64
+) -> subprocess.Popen[str]:
+    """The load generator in its own process, started and left running."""
+    command = [sys.executable, "-m", "harness.benchmarks.loadgen", "--url", f"{url}/v1/chat/completions"]
+    command += ["--rate", str(rate), "--duration", str(duration), "--concurrency", str(concurrency)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def load_figures(process: subprocess.Popen[str], timeout: float) -> dict[str, float]:
+    """What a started load generator printed, once it ends by itself (its duration is bounded)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"load generator failed ({process.returncode}): {err.strip()[-400:]}")
+    return dict(json.loads(out))
+
+
 def load(url: str, *, rate: float = 0.0, duration: float = 5.0, concurrency: int = 64) -> dict[str, float]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.benchmarks.loadgen",
-            "--url",
-            f"{url}/v1/chat/completions",
-            "--rate",
-            str(rate),
-            "--duration",
-            str(duration),
-            "--concurrency",
-            str(concurrency),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 60,
-        check=True,
-    )
-    return dict(json.loads(result.stdout))
+    return load_figures(start_load(url, rate=rate, duration=duration, concurrency=concurrency), duration + 60)
 
 
 def _pid(stack: Stack) -> int:
@@ -66,39 +69,71 @@ def _pid(stack: Stack) -> int:
     return stack.gateway_child.pid
 
 
-def overhead(folder: Path, rounds: int, rate: float, duration: float, models: int = 5) -> dict[str, Any]:
-    """With one model both modes route identically, so the difference is the policies alone;
+RESILIENT_VS_CONTROL = (("resilient", "resilient"), ("passthrough", "passthrough"))
+A_A = (("passthrough A", "passthrough"), ("passthrough B", "passthrough"))
+"""Two identical gateways measured the same way: how far apart the method puts equals."""
+
+
+def overhead(
+    folder: Path,
+    rounds: int,
+    rate: float,
+    duration: float,
+    models: int = 5,
+    pair: tuple[tuple[str, str], ...] = RESILIENT_VS_CONTROL,
+) -> dict[str, Any]:
+    """Both gateways take the same load at the same time, each from its own load generator, and
+    each round compares their CPU over the same seconds: this VM's speed moves by tens of
+    percent from one round to the next, and a paired round sees the same machine on both sides.
+
+    With one model both modes route identically, so the difference is the policies alone;
     with five, passthrough spreads round-robin while the resilient sequential plan uses model-0."""
-    stack = start_stack(models, folder / f"overhead{models}")
+    stack = start_stack(models, folder / f"overhead{models}-{pair[0][0].replace(' ', '')}")
     try:
         gateways = {}
-        for mode in ("resilient", "passthrough"):
-            view = stack.view()  # each mode has its own gateway child beside the shared processes
-            url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-{mode}-{models}")
-            gateways[mode] = (view, url)
-        samples: dict[str, list[dict[str, float]]] = {mode: [] for mode in gateways}
+        for label, mode in pair:
+            view = stack.view()  # each gateway has its own child beside the shared processes
+            slug = label.replace(" ", "-")
+            url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-{slug}-{models}")
+            gateways[label] = (view, url)
+        samples: dict[str, list[dict[str, float]]] = {label: [] for label in gateways}
         for _view, url in gateways.values():
             load(url, rate=rate, duration=1.0)  # warm-up
         for _ in range(rounds):
-            for mode, (view, url) in gateways.items():
-                before = cpu_seconds(_pid(view))
-                figures = load(url, rate=rate, duration=duration)
-                figures["cpu_s_per_1000"] = (cpu_seconds(_pid(view)) - before) / figures["requests"] * 1000
-                samples[mode].append(figures)
-        direct = load(stack.endpoint_urls["model-0"], rate=rate, duration=duration)
-        proxied = load(stack.proxy_urls["model-0"], rate=rate, duration=duration)
+            before = {label: cpu_seconds(_pid(view)) for label, (view, _) in gateways.items()}
+            running = {
+                label: start_load(url, rate=rate, duration=duration) for label, (_, url) in gateways.items()
+            }
+            for label, process in running.items():
+                samples[label].append(load_figures(process, duration + 60))
+            for label, (view, _) in gateways.items():
+                figures = samples[label][-1]
+                figures["cpu_s_per_1000"] = (
+                    (cpu_seconds(_pid(view)) - before[label]) / figures["requests"] * 1000
+                )
+        hop = None
+        if pair == RESILIENT_VS_CONTROL:
+            direct = load(stack.endpoint_urls["model-0"], rate=rate, duration=duration)
+            proxied = load(stack.proxy_urls["model-0"], rate=rate, duration=duration)
+            hop = {"direct_p50_ms": direct["p50_ms"], "proxied_p50_ms": proxied["p50_ms"]}
         for view, _ in gateways.values():
             view.stop_gateway()
     finally:
         stack.stop()
     keys = ("p50_ms", "p99_ms", "cpu_s_per_1000", "rate")
     medians = {
-        mode: {k: statistics.median(s[k] for s in runs) for k in keys} for mode, runs in samples.items()
+        label: {k: statistics.median(s[k] for s in runs) for k in keys} for label, runs in samples.items()
     }
+    (first, _), (second, _) = pair
+    paired = [
+        a["cpu_s_per_1000"] / b["cpu_s_per_1000"] - 1
+        for a, b in zip(samples[first], samples[second], strict=True)
+    ]
     return {
         "per_mode": medians,
-        "errors": {m: sum(s["errors"] for s in runs) for m, runs in samples.items()},
-        "toxiproxy_hop": {"direct_p50_ms": direct["p50_ms"], "proxied_p50_ms": proxied["p50_ms"]},
+        "paired_cpu_change": {"median": statistics.median(paired), "rounds": paired},
+        "errors": {label: sum(s["errors"] for s in runs) for label, runs in samples.items()},
+        "toxiproxy_hop": hop,
         "models": models,
     }
 
@@ -184,10 +219,12 @@ def render(data: dict[str, Any], command: str) -> str:
     lines = [
         "## Gateway on the real chain (Locust-free load, open loop)",
         "",
-        f"Command: `{command}`; {data['rounds']} alternating rounds of {data['duration']} s at "
-        f"{data['rate']:.0f} requests/s per mode, medians. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}; load generator, gateways, "
-        "endpoints and Toxiproxy share those cores. Targets: resilient adds <= 1 % p50 and <= 5 % CPU.",
+        f"Command: `{command}`; {data['rounds']} paired rounds of {data['duration']} s: both "
+        f"gateways take {data['rate']:.0f} requests/s at the same time, each from its own load "
+        "generator, and each round compares their CPU over the same seconds (medians of rounds). "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        "load generators, gateways, endpoints and Toxiproxy share those cores. "
+        "Targets: resilient adds <= 1 % p50 and <= 5 % CPU.",
         "",
         "| models | mode | p50 ms | p99 ms | gateway CPU s / 1,000 requests |",
         "| ---: | --- | ---: | ---: | ---: |",
@@ -199,8 +236,17 @@ def render(data: dict[str, Any], command: str) -> str:
             _row(n, "passthrough (control)", base),
             _row(n, "resilient", res),
             f"| {n} | **resilient vs passthrough** | {_change(res, base, 'p50_ms')} | "
-            f"{_change(res, base, 'p99_ms')} | {_change(res, base, 'cpu_s_per_1000')} |",
+            f"{_change(res, base, 'p99_ms')} | **{_paired(run)}** |",
         ]
+    lines += [
+        "",
+        "CPU change: the median of the rounds' paired changes, with their range.",
+    ]
+    if "a_a" in data:
+        lines.append(
+            f"The same method on two identical passthrough gateways (1 model) reads {_paired(data['a_a'])}: "
+            "the size of a difference it cannot tell from noise."
+        )
     counted = data.get("instructions", {})
     if "per_request" in counted:
         res, base = counted["per_request"]["resilient"], counted["per_request"]["passthrough"]
@@ -251,9 +297,15 @@ def _change(ours: dict[str, float], base: dict[str, float], key: str) -> str:
     return f"{ours[key] / base[key] - 1:+.1%}"
 
 
+def _paired(run: dict[str, Any]) -> str:
+    change = run["paired_cpu_change"]
+    rounds = change["rounds"]
+    return f"{change['median']:+.1%} (rounds {min(rounds):+.1%} to {max(rounds):+.1%})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/gateway.md"))
@@ -265,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         data: dict[str, Any] = {"rounds": args.rounds, "rate": args.rate, "duration": args.duration}
         data["overhead"] = [overhead(folder, args.rounds, args.rate, args.duration, n) for n in (1, 5)]
+        data["a_a"] = overhead(folder, args.rounds, args.rate, args.duration, 1, A_A)
         data["instructions"] = instructions(folder, duration=2 * args.duration)
         data["scale"] = [
             scale(folder, 5, args.duration),
@@ -272,11 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             scale(folder, 500, args.duration),
         ]
     text = render(data, command)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps(data, indent=2), encoding="utf-8")
-    quote_in_readme(args.readme, "gateway", text)
-    print(text)
+    publish(text, data, args.out, args.readme, "gateway")
     return 0
 
 

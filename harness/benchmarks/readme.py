@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def quote_in_readme(readme: Path, name: str, text: str) -> bool:
@@ -26,3 +28,17 @@ def bench_command(module: str, argv: list[str] | None) -> str:
     if argv is None and len(sys.argv) == 1:
         return "make bench"
     return " ".join([f"python -m {module}", *sys.argv[1:]])
+
+
+def publish(text: str, data: Any, out: Path, readme: Path, name: str) -> None:
+    """Every bench ends the same way: its page (`out`, Markdown), the figures beside it (.json),
+    the README's quote refreshed, and the page printed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    quoted = quote_in_readme(readme, name, text)
+    print(text)
+    print(
+        f"written to {out}"
+        + (f" and quoted in {readme}" if quoted else f" ({readme} has no bench:{name} markers)")
+    )

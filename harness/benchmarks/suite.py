@@ -8,14 +8,13 @@ Each scenario runs through the real chain (endpoints, Toxiproxy, gateway, Locust
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.benchmarks.readme import bench_command, quote_in_readme
+from harness.benchmarks.readme import bench_command, publish
 from harness.processes import raise_on_sigterm
 from harness.run import Runner
 from harness.scenario import load_scenario, scenario_files
@@ -113,16 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     raise_on_sigterm()
     collected = run_suite(args.suite, args.runs, args.time_scale)
     text = render(collected, command, args.time_scale)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
     summary = [
         {k: r[k] for k in ("scenario", "passed", "bite", "run_id", "wall_seconds", "file")}
         | {"slis": {name: v["slis"] for name, v in r["variants"].items()}}
         for r in collected
     ]
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    quote_in_readme(args.readme, "suite", text)
-    print(text)
+    publish(text, summary, args.out, args.readme, "suite")
     return 0
 
 
