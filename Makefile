@@ -69,31 +69,24 @@ toxiproxy:
 		fi; \
 	fi
 
+# $(call apt_install,PACKAGE,WHAT IS LOST WITHOUT IT): Debian's package through apt-get when this
+# is root on a Debian-like system; otherwise one line saying why not and what goes missing.
+apt_install = if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "$(1): missing and there is no apt-get here to install it; $(2)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "$(1): missing and installing it needs root ('sudo apt-get install -y $(1)'); $(2)"; \
+	else \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(1) \
+			|| echo "$(1): 'apt-get install -y $(1)' failed (see above); $(2)"; \
+	fi
+
 # The dashboard's browser tests drive Debian's chromium through Playwright (Playwright's own
 # browser download does not work everywhere). Without it those tests skip, saying why.
 CHROMIUM := /usr/bin/chromium
 browser:
-	@if [ -x $(CHROMIUM) ]; then \
-		exit 0; \
-	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "browser: $(CHROMIUM) is missing and there is no apt-get here to install Debian's chromium; the browser tests will be skipped"; \
-	elif [ "$$(id -u)" != 0 ]; then \
-		echo "browser: $(CHROMIUM) is missing and installing it needs root (run 'sudo make browser' or 'sudo apt-get install -y chromium'); the browser tests will be skipped"; \
-	else \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
-			|| echo "browser: 'apt-get install -y chromium' failed (see above); the browser tests will be skipped"; \
-	fi
+	@[ -x $(CHROMIUM) ] || { $(call apt_install,chromium,the browser tests will be skipped); }
 
 # The gateway bench counts instructions per request with callgrind (CPU seconds alone are too
 # noisy on shared machines); without valgrind that one figure is skipped and says why.
 valgrind:
-	@if command -v valgrind >/dev/null 2>&1; then \
-		exit 0; \
-	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "valgrind: missing and there is no apt-get here to install it; the bench skips the instruction count"; \
-	elif [ "$$(id -u)" != 0 ]; then \
-		echo "valgrind: missing and installing it needs root ('sudo apt-get install -y valgrind'); the bench skips the instruction count"; \
-	else \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y valgrind \
-			|| echo "valgrind: 'apt-get install -y valgrind' failed (see above); the bench skips the instruction count"; \
-	fi
+	@command -v valgrind >/dev/null 2>&1 || { $(call apt_install,valgrind,the bench skips the instruction count); }
