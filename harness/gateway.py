@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hmac
 import itertools
 import json
@@ -447,6 +448,11 @@ async def serve(config: GatewayConfig, ready_file: Path | None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, backlog=2048)
     await site.start()
+    # What startup built (modules, config, routers, the app) lives as long as the process: out
+    # of the collector's sight, a full collection walks only what requests left behind. One
+    # walked it all (~17 M instructions with 5 models) every few thousand requests.
+    gc.collect()
+    gc.freeze()
     server = site._server
     assert server is not None
     port = server.sockets[0].getsockname()[1]
