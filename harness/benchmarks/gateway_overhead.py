@@ -85,39 +85,41 @@ def overhead(
     """Both gateways take the same load at the same time, each from its own load generator, and
     each round compares their CPU over the same seconds: this VM's speed moves by tens of
     percent from one round to the next, and a paired round sees the same machine on both sides.
+    Which gateway starts first, and whose load starts first, is swapped between halves and
+    between rounds: an A/A pair showed the first-started one paying ~2 % more.
 
     With one model both modes route identically, so the difference is the policies alone;
     with five, passthrough spreads round-robin while the resilient sequential plan uses model-0."""
     stack = start_stack(models, folder / f"overhead{models}-{pair[0][0].replace(' ', '')}")
+    samples: dict[str, list[dict[str, float]]] = {label: [] for label, _ in pair}
     try:
-        gateways = {}
-        for label, mode in pair:
-            view = stack.view()  # each gateway has its own child beside the shared processes
-            slug = label.replace(" ", "-")
-            url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-{slug}-{models}")
-            gateways[label] = (view, url)
-        samples: dict[str, list[dict[str, float]]] = {label: [] for label in gateways}
-        for _view, url in gateways.values():
-            load(url, rate=rate, duration=1.0)  # warm-up
-        for _ in range(rounds):
-            before = {label: cpu_seconds(_pid(view)) for label, (view, _) in gateways.items()}
-            running = {
-                label: start_load(url, rate=rate, duration=duration) for label, (_, url) in gateways.items()
-            }
-            for label, process in running.items():
-                samples[label].append(load_figures(process, duration + 60))
-            for label, (view, _) in gateways.items():
-                figures = samples[label][-1]
-                figures["cpu_s_per_1000"] = (
-                    (cpu_seconds(_pid(view)) - before[label]) / figures["requests"] * 1000
-                )
+        for half in range(2):
+            order = pair if half == 0 else pair[::-1]
+            gateways = {}
+            for label, mode in order:
+                view = stack.view()  # each gateway has its own child beside the shared processes
+                slug = f"{label.replace(' ', '-')}-{models}-{half}"
+                gateways[label] = (view, view.start_gateway(gateway_config(view, mode), folder, slug))
+            for _view, url in gateways.values():
+                load(url, rate=rate, duration=1.0)  # warm-up
+            for turn in range((rounds + 1 - half) // 2):
+                starts = list(gateways.items())[:: 1 if turn % 2 == 0 else -1]
+                before = {label: cpu_seconds(_pid(view)) for label, (view, _) in starts}
+                running = {label: start_load(url, rate=rate, duration=duration) for label, (_, url) in starts}
+                for label, process in running.items():
+                    figures = load_figures(process, duration + 60)
+                    view = gateways[label][0]
+                    figures["cpu_s_per_1000"] = (
+                        (cpu_seconds(_pid(view)) - before[label]) / figures["requests"] * 1000
+                    )
+                    samples[label].append(figures)
+            for view, _ in gateways.values():
+                view.stop_gateway()
         hop = None
         if pair == RESILIENT_VS_CONTROL:
             direct = load(stack.endpoint_urls["model-0"], rate=rate, duration=duration)
             proxied = load(stack.proxy_urls["model-0"], rate=rate, duration=duration)
             hop = {"direct_p50_ms": direct["p50_ms"], "proxied_p50_ms": proxied["p50_ms"]}
-        for view, _ in gateways.values():
-            view.stop_gateway()
     finally:
         stack.stop()
     keys = ("p50_ms", "p99_ms", "cpu_s_per_1000", "rate")
@@ -144,15 +146,16 @@ def instructions(folder: Path, duration: float, models: int = 1) -> dict[str, An
     Under callgrind the gateway runs ~50x slower, so the load is a small closed loop."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         return {"skipped": "valgrind is not installed (Debian: apt-get install valgrind)"}
-    stack = start_stack(models, folder / "instructions")
+    stack = start_stack(models, folder / f"instructions{models}")
     per_request: dict[str, float] = {}
     try:
         for mode in ("passthrough", "resilient"):
             view = stack.view()
-            counts = folder / f"callgrind-{mode}.out"
+            counts = folder / f"callgrind-{mode}-{models}.out"
             launcher = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
             launcher.append(f"--callgrind-out-file={counts}")
-            url = view.start_gateway(gateway_config(view, mode), folder, f"gateway-cg-{mode}", launcher)
+            name = f"gateway-cg-{mode}-{models}"
+            url = view.start_gateway(gateway_config(view, mode), folder, name, launcher)
             pid = str(_pid(view))
             load(url, concurrency=4, duration=3.0)  # warm-up, not counted
             subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
@@ -247,18 +250,23 @@ def render(data: dict[str, Any], command: str) -> str:
             f"The same method on two identical passthrough gateways (1 model) reads {_paired(data['a_a'])}: "
             "the size of a difference it cannot tell from noise."
         )
-    counted = data.get("instructions", {})
-    if "per_request" in counted:
-        res, base = counted["per_request"]["resilient"], counted["per_request"]["passthrough"]
+    counts = data.get("instructions", [])
+    skipped = [c["skipped"] for c in counts if "skipped" in c]
+    if skipped:
+        lines += ["", f"Instructions per request: not counted ({skipped[0]})."]
+    elif counts:
         lines += [
             "",
-            f"Instructions per request ({counted['models']} model, counted by callgrind on the same "
-            "chain; unlike CPU seconds on this shared VM, they do not move between identical runs): "
-            f"passthrough {base / 1000:.0f} k, resilient {res / 1000:.0f} k, "
-            f"**{res / base - 1:+.1%}** (target <= 5 %).",
+            "Instructions per request, counted by callgrind on the same chain (unlike CPU seconds on "
+            "this shared VM, they do not move between identical runs; target <= 5 %):",
+            "",
         ]
-    elif "skipped" in counted:
-        lines += ["", f"Instructions per request: not counted ({counted['skipped']})."]
+        for counted in counts:
+            res, base = counted["per_request"]["resilient"], counted["per_request"]["passthrough"]
+            lines.append(
+                f"- {counted['models']} model{'s' if counted['models'] > 1 else ''}: passthrough "
+                f"{base / 1000:.0f} k, resilient {res / 1000:.0f} k, **{res / base - 1:+.1%}**"
+            )
     hop = data["overhead"][0]["toxiproxy_hop"]
     errors = {run["models"]: run["errors"] for run in data["overhead"]}
     lines += [
@@ -318,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         data: dict[str, Any] = {"rounds": args.rounds, "rate": args.rate, "duration": args.duration}
         data["overhead"] = [overhead(folder, args.rounds, args.rate, args.duration, n) for n in (1, 5)]
         data["a_a"] = overhead(folder, args.rounds, args.rate, args.duration, 1, A_A)
-        data["instructions"] = instructions(folder, duration=2 * args.duration)
+        data["instructions"] = [instructions(folder, 2 * args.duration, n) for n in (1, 5)]
         data["scale"] = [
             scale(folder, 5, args.duration),
             scale(folder, 50, args.duration),
