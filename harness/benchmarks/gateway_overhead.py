@@ -313,7 +313,7 @@ def _paired(run: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/gateway.md"))
