@@ -277,7 +277,7 @@ def render(data: dict[str, Any], command: str) -> str:
         "",
         f"Toxiproxy hop: p50 {hop['direct_p50_ms']:.2f} ms direct to an endpoint, "
         f"{hop['proxied_p50_ms']:.2f} ms through its proxy "
-        f"(+{hop['proxied_p50_ms'] - hop['direct_p50_ms']:.2f} ms).",
+        f"({hop['proxied_p50_ms'] - hop['direct_p50_ms']:+.2f} ms).",
         "",
         "Highest rate sustained: requests in flight raised (32, 64, 128, ...) until throughput grew by "
         "less than 5 % or an error appeared; the best error-free step is shown.",
