@@ -36,12 +36,17 @@ class Deadline:
         if self.min_attempt < 0:
             raise ValueError(f"Deadline.min_attempt must be >= 0, got {self.min_attempt}")
 
-    def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:
+    def narrow(self, ctx: Context) -> None:
+        """Apply this budget to `ctx`: it can only shorten the one already there. Also what a
+        router calls as it makes a request's context, with no pipeline layer for it."""
         limit = ctx.clock.now() + self.seconds
         if limit < ctx.deadline:
             ctx.deadline = limit
         if self.min_attempt > ctx.min_attempt:
             ctx.min_attempt = self.min_attempt
+
+    def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:
+        self.narrow(ctx)
         return next(ctx)
 
     def describe(self) -> str:

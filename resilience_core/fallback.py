@@ -74,11 +74,7 @@ class Fallback:
         if len(ordered) == 1:
             # A lone candidate runs on the request's own context: a fork would only copy it,
             # and its outcome is what `_one_at_a_time` would return. No frame, no fork.
-            only = ordered[0]
-            ctx.model = only.name
-            ctx.call = only.call
-            ctx.attempt_deadline = math.inf
-            return only.run(ctx)
+            return _aimed_at(ctx, ordered[0]).run(ctx)
         if self.plan.hedge_delay == math.inf:
             return self._one_at_a_time(ctx, ordered)
         return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
@@ -91,11 +87,8 @@ class Fallback:
                 # The first candidate runs on the request's own context, as a lone one does:
                 # most requests never need a second, so they never pay for a fork.
                 own = ctx.model
-                ctx.model = candidate.name
-                ctx.call = candidate.call
-                ctx.attempt_deadline = math.inf
                 try:
-                    outcome = await candidate.run(ctx)
+                    outcome = await _aimed_at(ctx, candidate).run(ctx)
                 finally:
                     ctx.model = own
             else:
@@ -239,3 +232,11 @@ class WeightedFallback(Fallback):
 
 async def _ready(outcome: Outcome) -> Outcome:
     return outcome
+
+
+def _aimed_at(ctx: Context, candidate: Candidate) -> Candidate:
+    """Point the request's own context at `candidate` (what `Context.fork` would give a child)."""
+    ctx.model = candidate.name
+    ctx.call = candidate.call
+    ctx.attempt_deadline = math.inf
+    return candidate

@@ -133,6 +133,13 @@ async def _repeated(repeater: Repeater, ctx: Context, next: Next) -> Outcome:
     return outcome
 
 
+def _abandon(ctx: Context, abandons: Sequence[Callable[[Context], None]]) -> None:
+    """The attempt was cancelled from outside: stamp its end, tell the guards innermost first."""
+    ctx.attempt_ended = ctx.clock.now()
+    for abandon in abandons:
+        abandon(ctx)
+
+
 def _overrides(guard: Guard, hook: str) -> bool:
     return getattr(type(guard), hook) is not getattr(Guard, hook)
 
@@ -180,9 +187,7 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     try:
                         outcome = Outcome(await ctx.call(ctx.request), None, ctx.model, ctx.attempts)
                     except asyncio.CancelledError:
-                        ctx.attempt_ended = clock.now()
-                        for abandon in abandons:
-                            abandon(ctx)
+                        _abandon(ctx, abandons)
                         raise
                     except Exception as exc:
                         outcome = Outcome(error=exc, model=ctx.model, attempts=ctx.attempts)
@@ -201,9 +206,7 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                         # Still pending: the cancellation came from outside. Fired, and more
                         # cancellations than ours: from outside too. Either way it propagates.
                         if watchdog.remove(expiry) or task.uncancel() > cancelling:
-                            ctx.attempt_ended = clock.now()
-                            for abandon in abandons:
-                                abandon(ctx)
+                            _abandon(ctx, abandons)
                             raise
                         outcome = Outcome(error=_expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
                     except Exception as exc:

@@ -177,9 +177,7 @@ class ModelHandle:
 
     def admission(self) -> float:
         restoration = self._restoration
-        if restoration is None or restoration.step is None:
-            return 1.0  # not restoring: no clock read, no call (this runs on every request)
-        return restoration.share(self._clock.now())
+        return 1.0 if restoration is None else restoration.share(self._clock.now())
 
     def state(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()
@@ -235,10 +233,10 @@ class ModelRouter:
         self._handles = tuple(self.models.values())
         self.events.subscribe(self._route_event)
         self.fallback = _PoolFallback(self._candidates, self.config.plan, self._handles)
-        seconds = self._seconds = self.config.deadline
+        seconds = self.config.deadline
         self.deadline = Deadline(seconds, self.config.min_attempt) if seconds is not None else None
         """Outermost of all: applied as each request's context is made (see `execute`) rather
-        than as a pipeline layer, which would cost every request two calls for three lines."""
+        than as a pipeline layer, which would cost every request a lambda and a call more."""
         outer: list[Policy] = []
         if self.config.degraded is not None:
             outer.append(Degrade(self.config.degraded))
@@ -246,17 +244,9 @@ class ModelRouter:
         self._run = self.pipeline.run
         self._prototype = Context(None, _no_direct_call, clock=clock, rng=self.rng, events=self.events)
         """Each request's context is forked from it: cheaper than building one from keywords."""
-        if self.deadline is not None:
-            self._prototype.min_attempt = self.deadline.min_attempt
 
     def _candidates(self, ctx: Context) -> list[ModelHandle]:
-        # `ModelHandle.available`, inlined: this runs on every request.
-        isolated = CircuitState.ISOLATED
-        found = []
-        for handle in self._handles:
-            if not handle._drained and handle._base_weight > 0 and handle.breaker.state is not isolated:
-                found.append(handle)
-        return found
+        return [handle for handle in self._handles if handle.available]
 
     def _pool_changed(self) -> None:
         self.fallback.changed()
@@ -281,11 +271,8 @@ class ModelRouter:
         ctx.request = request
         if deadline is not None:
             ctx.deadline = deadline
-        seconds = self._seconds
-        if seconds is not None:  # `Deadline`'s narrowing, inlined
-            limit = self.clock.now() + seconds
-            if limit < ctx.deadline:
-                ctx.deadline = limit
+        if self.deadline is not None:
+            self.deadline.narrow(ctx)
         return self._run(ctx)
 
     async def call(self, request: Any) -> RoutedAnswer:

@@ -68,7 +68,7 @@ class Sequential:
     keeps_order: ClassVar[bool] = True
 
     def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
-        return sorted(candidates, key=_priority) if len(candidates) > 1 else list(candidates)
+        return sorted(candidates, key=_priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ class Hedged:
         return self.delay
 
     def order(self, candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
-        return sorted(candidates, key=_priority) if len(candidates) > 1 else list(candidates)
+        return sorted(candidates, key=_priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,4 +125,3 @@ class Weighted:
 
 
 _priority = attrgetter("priority")
-"""C-level key: `order` runs on every request. A lone candidate skips the sort altogether."""
