@@ -22,13 +22,16 @@ class RetryBudget:
 
     Each call deposits `ratio` tokens and time adds `min_per_second`; a retry spends one
     token. With ratio 0.2, a sustained outage costs at most ~1.2 upstream calls per request.
+    Deposits are only counted as they come (every call makes one) and credited when a retry
+    asks to spend: the balance then is what crediting each deposit at once would give, since
+    credits only ever add and the cap is a minimum.
 
     Usage::
 
         Retry(budget=RetryBudget(ratio=0.2, min_per_second=1.0))
     """
 
-    __slots__ = ("_balance", "_last", "cap", "min_per_second", "ratio")
+    __slots__ = ("_balance", "_credited_to", "_last", "_uncredited", "cap", "min_per_second", "ratio")
 
     def __init__(self, ratio: float = 0.2, *, min_per_second: float = 1.0, cap: float = 10.0):
         if not 0 <= ratio <= 1 or min_per_second < 0 or cap < 1:
@@ -37,23 +40,37 @@ class RetryBudget:
         self.min_per_second = min_per_second
         self.cap = cap
         self._balance = cap
+        self._uncredited = 0
+        """Deposits since the balance was last brought up to date."""
         self._last: float | None = None
+        """When the latest deposit was made: time earns tokens up to there."""
+        self._credited_to = 0.0
 
     def deposit(self, now: float) -> None:
-        """Credit one call (and the time since the last credit)."""
-        earned = self.ratio
-        if self._last is not None:
-            earned += (now - self._last) * self.min_per_second
+        """Count one call made at `now` (credited, with the time since, when a retry asks)."""
+        if self._last is None:
+            self._credited_to = now  # time counts from the first call
+        self._uncredited += 1
         self._last = now
-        balance = self._balance + earned
-        self._balance = balance if balance < self.cap else self.cap
 
     def try_spend(self) -> bool:
         """Take one retry's worth of budget if there is one."""
-        if self._balance >= 1.0:
-            self._balance -= 1.0
+        balance = self.balance()
+        if balance >= 1.0:
+            self._balance = balance - 1.0
             return True
         return False
+
+    def balance(self) -> float:
+        """Tokens available now: every deposit and the time between them credited, up to the cap."""
+        last = self._last
+        if last is not None:
+            earned = self.ratio * self._uncredited + (last - self._credited_to) * self.min_per_second
+            self._uncredited = 0
+            self._credited_to = last
+            balance = self._balance + earned
+            self._balance = balance if balance < self.cap else self.cap
+        return self._balance
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,15 +69,21 @@ class CountWindow:
 class TimeWindow:
     """Calls of the last `seconds`, in `buckets` equal slices that expire as time moves on.
 
-    Per-bucket counts live in three parallel lists with scalar totals, and a fast success
-    touches only the call counts: `record` runs on every request.
+    `record` runs on every request, so the slice now open is three counters and its end
+    time: a call inside it costs a comparison and an increment. It joins the per-slice lists
+    (three, parallel, with running totals) only once time has moved past it. The clock must
+    not go backwards (a call stamped before the open slice counts in it).
     """
 
     __slots__ = (
         "_calls",
+        "_ends",
+        "_epoch",
         "_epochs",
         "_failures",
-        "_latest",
+        "_open_calls",
+        "_open_failures",
+        "_open_slow",
         "_slow",
         "_total_calls",
         "_total_failures",
@@ -99,39 +105,54 @@ class TimeWindow:
         self._calls = [0] * self.buckets
         self._failures = [0] * self.buckets
         self._slow = [0] * self.buckets
-        self._epochs = [-1] * self.buckets
+        self._epochs: list[int | None] = [None] * self.buckets
         self._total_calls = self._total_failures = self._total_slow = 0
-        self._latest = -1
+        self._epoch: int | None = None
+        """The open slice's number (time // width); None before the first call."""
+        self._ends = -math.inf
+        self._open_calls = self._open_failures = self._open_slow = 0
 
-    def _advance(self, epoch: int) -> None:
-        """Move the newest bucket to `epoch`, dropping the buckets that fell out of the span."""
-        self._latest = epoch
+    def _move(self, now: float) -> None:
+        """Close the open slice, drop the slices that fell out of the span, open `now`'s."""
+        epoch = math.floor(now / self.width)
+        if epoch == self._epoch:
+            return  # rounding at the slice's edge: still the same slice
+        closing = self._epoch
+        if closing is not None and self._open_calls:
+            i = closing % self.buckets
+            self._epochs[i] = closing
+            self._calls[i] = self._open_calls
+            self._failures[i] = self._open_failures
+            self._slow[i] = self._open_slow
+            self._total_calls += self._open_calls
+            self._total_failures += self._open_failures
+            self._total_slow += self._open_slow
         oldest_alive = epoch - self.buckets + 1
         for i, seen in enumerate(self._epochs):
-            if seen != -1 and seen < oldest_alive:
+            if seen is not None and seen < oldest_alive:
                 self._total_calls -= self._calls[i]
                 self._total_failures -= self._failures[i]
                 self._total_slow -= self._slow[i]
                 self._calls[i] = self._failures[i] = self._slow[i] = 0
-                self._epochs[i] = -1
+                self._epochs[i] = None
+        self._epoch = epoch
+        self._ends = (epoch + 1) * self.width
+        self._open_calls = self._open_failures = self._open_slow = 0
 
     def record(self, failed: bool, slow: bool, now: float) -> None:
-        epoch = math.floor(now / self.width)
-        if epoch != self._latest:
-            self._advance(epoch)
-        i = epoch % self.buckets
-        self._epochs[i] = epoch
-        self._calls[i] += 1
-        self._total_calls += 1
+        if now >= self._ends:
+            self._move(now)
+        self._open_calls += 1
         if failed:
-            self._failures[i] += 1
-            self._total_failures += 1
+            self._open_failures += 1
         if slow:
-            self._slow[i] += 1
-            self._total_slow += 1
+            self._open_slow += 1
 
     def snapshot(self, now: float) -> Snapshot:
-        epoch = math.floor(now / self.width)
-        if epoch != self._latest:
-            self._advance(epoch)
-        return Snapshot(self._total_calls, self._total_failures, self._total_slow)
+        if now >= self._ends:
+            self._move(now)
+        return Snapshot(
+            self._total_calls + self._open_calls,
+            self._total_failures + self._open_failures,
+            self._total_slow + self._open_slow,
+        )

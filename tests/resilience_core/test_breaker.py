@@ -2,7 +2,7 @@ import math
 from collections import deque
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -20,6 +20,7 @@ from resilience_core import (
 )
 from resilience_core.circuit import NO_PERMIT
 from resilience_core.circuit.state import check_transition
+from resilience_core.circuit.window import TimeWindow
 from tests.conftest import Scripted, error, run_on
 
 
@@ -115,6 +116,36 @@ def test_time_window_forgets_old_failures():
         succeed(breaker, now=t)
     assert breaker.state is CircuitState.CLOSED
     assert breaker.window.snapshot(23.0).failures == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    buckets=st.sampled_from([1, 2, 4, 8]),
+    steps=st.lists(
+        st.tuples(st.integers(0, 24).map(lambda sixteenths: sixteenths / 16), st.booleans(), st.booleans()),
+        max_size=80,
+    ),
+    reads=st.lists(st.booleans(), min_size=80, max_size=80),
+)
+def test_time_window_holds_exactly_the_calls_of_its_live_slices(buckets, steps, reads):
+    # A call belongs to slice floor(t / width); the window holds the newest `buckets` slices
+    # up to now. Dyadic times and widths keep every slice boundary exact.
+    window = TimeWindow(8.0, buckets)
+    width = 8.0 / buckets
+    now = 0.0
+    seen: list[tuple[float, bool, bool]] = []
+    for (step, failed, slow), read in zip(steps, reads, strict=False):
+        now += step
+        if read:
+            alive = [c for c in seen if math.floor(c[0] / width) > math.floor(now / width) - buckets]
+            snap = window.snapshot(now)
+            assert (snap.calls, snap.failures, snap.slow) == (
+                len(alive),
+                sum(f for _, f, _ in alive),
+                sum(s for *_, s in alive),
+            )
+        window.record(failed, slow, now)
+        seen.append((now, failed, slow))
 
 
 def test_a_success_after_old_successes_expire_trips_on_the_rate_the_time_window_holds():

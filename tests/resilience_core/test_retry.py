@@ -137,6 +137,48 @@ def test_retry_budget_caps_retries_as_share_of_calls(clock):
     assert any(isinstance(e, RetryBudgetExhausted) for e in seen)
 
 
+class _EagerBudget:
+    """The budget as its docstring states it: each deposit credited at once, capped each time."""
+
+    def __init__(self, ratio: float, min_per_second: float, cap: float) -> None:
+        self.ratio, self.min_per_second, self.cap = ratio, min_per_second, cap
+        self.balance = cap
+        self.last: float | None = None
+
+    def deposit(self, now: float) -> None:
+        earned = self.ratio + ((now - self.last) * self.min_per_second if self.last is not None else 0.0)
+        self.last = now
+        self.balance = min(self.cap, self.balance + earned)
+
+    def try_spend(self) -> bool:
+        if self.balance >= 1.0:
+            self.balance -= 1.0
+            return True
+        return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ratio=st.sampled_from([0.0, 0.125, 0.25, 0.5, 1.0]),
+    min_per_second=st.sampled_from([0.0, 0.25, 1.0, 2.0]),
+    cap=st.sampled_from([1.0, 2.0, 10.0]),
+    steps=st.lists(st.one_of(st.integers(0, 16).map(lambda eighths: eighths / 8), st.none()), max_size=80),
+)
+def test_retry_budget_credited_late_grants_what_crediting_at_once_would(ratio, min_per_second, cap, steps):
+    # Dyadic figures keep both sums exact, so every answer must agree, not just nearly.
+    budget = RetryBudget(ratio, min_per_second=min_per_second, cap=cap)
+    eager = _EagerBudget(ratio, min_per_second, cap)
+    now = 0.0
+    for step in steps:
+        if step is None:
+            assert budget.try_spend() == eager.try_spend()
+        else:
+            now += step
+            budget.deposit(now)
+            eager.deposit(now)
+    assert budget.balance() == eager.balance
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     base=st.floats(0.001, 1.0),
