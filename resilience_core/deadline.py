@@ -69,11 +69,13 @@ class Timeout(Guard):
             raise ValueError(f"Timeout.seconds must be > 0, got {self.seconds}")
 
     def admit(self, ctx: Context) -> Outcome | None:
-        ctx.attempt_deadline = ctx.clock.now() + self.seconds
+        ctx.attempt_deadline = ctx.attempt_started + self.seconds
         return None
 
     def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:
-        self.admit(ctx)  # nothing to settle: pass straight through, no frame of its own
+        # Nothing to settle: pass straight through, no frame of its own (so stamp as one would).
+        ctx.attempt_started = ctx.clock.now()
+        self.admit(ctx)
         return next(ctx)
 
     def describe(self) -> str:

@@ -44,6 +44,9 @@ class Fallback:
         self._source = candidates
         self.plan: Plan = plan if plan is not None else Sequential()
         self.final = final
+        self.kept: list[Candidate] | None = None
+        """An order to use instead of asking `candidates`: set by a subclass that knows when its
+        pool stands still (see the router's), None for every request to order its own."""
 
     def candidates(self, ctx: Context) -> list[Candidate]:
         """This request's candidates, in order: admitted ones by plan, then reserves by plan.
@@ -67,7 +70,9 @@ class Fallback:
         """The outcome of the first candidate to succeed (or why none did), its `attempts` the
         request's total. A plain function handing back the coroutine that does the work: one
         coroutine frame less per request."""
-        ordered = self.candidates(ctx)
+        ordered = self.kept
+        if ordered is None:
+            ordered = self.candidates(ctx)
         if not ordered:
             error = NoCandidateError("no model may take traffic now (isolated, drained or weight 0)")
             return _ready(Outcome(error=error))

@@ -21,7 +21,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
 from .errors import AttemptTimeoutError, DeadlineExceededError, RejectedError
 from .events import EventBus
-from .expiry import current_task_of, watchdog_for
+from .expiry import Watchdog, current_task_of, watchdog_for
 from .outcome import Outcome
 
 Next = Callable[[Context], Awaitable[Outcome]]
@@ -46,7 +46,8 @@ def _expired(ctx: Context, when: float) -> BaseException:
 class Guard:
     """A policy that acts only before an attempt and after it, never around it.
 
-    `admit` may refuse the attempt with an outcome of its own; `settle` hears the outcome of
+    `admit` may refuse the attempt with an outcome of its own (`ctx.attempt_started` is
+    stamped before it is asked: a guard needs no clock read of its own); `settle` hears the outcome of
     every attempt it admitted (`reached` is False when something further in refused it before
     the upstream was called); `abandon` is told when the attempt was cancelled from outside.
     A base class rather than a protocol: `Pipeline` recognises guards with `isinstance` and
@@ -74,6 +75,7 @@ class Guard:
 
 
 async def _guarded(guard: Guard, ctx: Context, next: Next) -> Outcome:
+    ctx.attempt_started = ctx.clock.now()
     refusal = guard.admit(ctx)
     if refusal is not None:
         return refusal
@@ -90,9 +92,10 @@ async def _guarded(guard: Guard, ctx: Context, next: Next) -> Outcome:
 class Repeater:
     """A policy that only decides, after a failed attempt, whether to run it again.
 
-    `begin` is told once per call and returns the stamp `again` measures from; `again` hears
-    each failed outcome with the number of attempts so far and answers the seconds to wait
-    before the next one, or None to end with that outcome. A repeat that something further in
+    `begin` is told once per call, with when its first attempt starts (skipped when a
+    repeater leaves it as this no-op default); `again` hears each failed outcome with the
+    number of attempts so far and that start, and answers the seconds to wait before the
+    next one, or None to end with that outcome. A repeat that something further in
     refuses (`RejectedError`: breaker open, bulkhead full) ends the call with the previous
     outcome: the upstream's own last failure says more to the caller than "circuit open".
     A base class rather than a protocol: `Pipeline` recognises it with `isinstance` and runs
@@ -101,8 +104,8 @@ class Repeater:
 
     __slots__ = ()
 
-    def begin(self, ctx: Context) -> float:
-        return ctx.clock.now()
+    def begin(self, ctx: Context, now: float) -> None:
+        return None
 
     def again(self, ctx: Context, outcome: Outcome, tries: int, start: float) -> float | None:
         return None
@@ -117,7 +120,8 @@ class Repeater:
 
 
 async def _repeated(repeater: Repeater, ctx: Context, next: Next) -> Outcome:
-    start = repeater.begin(ctx)
+    start = ctx.clock.now()
+    repeater.begin(ctx, start)
     outcome = await next(ctx)
     tries = 1
     while outcome.error is not None:
@@ -140,8 +144,9 @@ def _abandon(ctx: Context, abandons: Sequence[Callable[[Context], None]]) -> Non
         abandon(ctx)
 
 
-def _overrides(guard: Guard, hook: str) -> bool:
-    return getattr(type(guard), hook) is not getattr(Guard, hook)
+def _overrides(policy: Guard | Repeater, hook: str) -> bool:
+    base = Guard if isinstance(policy, Guard) else Repeater
+    return getattr(type(policy), hook) is not getattr(base, hook)
 
 
 def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None) -> Next:
@@ -158,13 +163,19 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
     settles = tuple((i, g.settle) for i, g in reversed(list(enumerate(order))) if _overrides(g, "settle"))
     settle_all = tuple(settle for _, settle in settles)
     abandons = tuple(g.abandon for g in reversed(order) if _overrides(g, "abandon"))
-    begin = repeater.begin if repeater is not None else None
+    begin = repeater.begin if repeater is not None and _overrides(repeater, "begin") else None
     again = repeater.again if repeater is not None else None
+    watched: list[Any] = [None, None, None]
+    """The loop, clock and watchdog of the last attempt: looked up again only when they change."""
 
     async def attempt(ctx: Context) -> Outcome:
-        start = begin(ctx) if begin is not None else 0.0
         tries = 0
         previous: Outcome | None = None
+        clock = ctx.clock
+        # One clock read per attempt, before the guards: they and the repeater read this stamp.
+        start = now = ctx.attempt_started = clock.now()
+        if begin is not None:
+            begin(ctx, start)
         while True:
             outcome = None
             for position, admit in admits:
@@ -177,8 +188,6 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     break
             if outcome is None:
                 ctx.attempts += 1
-                clock = ctx.clock
-                now = ctx.attempt_started = clock.now()
                 when = ctx.deadline if ctx.deadline < ctx.attempt_deadline else ctx.attempt_deadline
                 if now >= when:
                     ctx.attempt_ended = now
@@ -198,7 +207,9 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     assert task is not None, "an attempt must run inside a task"
                     cancelling = task.cancelling()
                     expiry = partial(task.cancel)  # an identity of its own: this attempt's key
-                    watchdog = watchdog_for(clock, loop)
+                    if watched[0] is not loop or watched[1] is not clock:
+                        watched[:] = (loop, clock, watchdog_for(clock, loop))
+                    watchdog: Watchdog = watched[2]
                     watchdog.add(expiry, when)
                     try:
                         value = await ctx.call(ctx.request)
@@ -230,8 +241,9 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
             delay = again(ctx, outcome, tries, start)
             if delay is None:
                 return outcome
-            await ctx.clock.sleep(delay)
+            await clock.sleep(delay)
             previous = outcome
+            now = ctx.attempt_started = clock.now()
 
     return attempt
 

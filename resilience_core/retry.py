@@ -98,12 +98,9 @@ class Retry(Repeater):
         self.config = config if config is not None else RetryConfig()
         self.budget = budget
 
-    def begin(self, ctx: Context) -> float:
-        start = ctx.clock.now()
-        budget = self.budget
-        if budget is not None:
-            budget.deposit(start)
-        return start
+    def begin(self, ctx: Context, now: float) -> None:
+        if self.budget is not None:
+            self.budget.deposit(now)
 
     def again(self, ctx: Context, outcome: Outcome, tries: int, start: float) -> float | None:
         config = self.config

@@ -305,19 +305,15 @@ class _PoolFallback(Fallback):
         super().__init__(source, plan)
         self._handles = handles
         self._keeps_order = bool(getattr(plan, "keeps_order", False))
-        self._kept: list[Candidate] | None = None
 
     def candidates(self, ctx: Context) -> list[Candidate]:
-        kept = self._kept
-        if kept is not None:
-            return kept
         ordered = super().candidates(ctx)
         if self._keeps_order and not any(handle.restoring for handle in self._handles):
-            self._kept = ordered
+            self.kept = ordered
         return ordered
 
     def changed(self) -> None:
-        self._kept = None
+        self.kept = None
 
 
 async def _no_direct_call(request: Any) -> Any:

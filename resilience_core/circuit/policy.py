@@ -34,7 +34,7 @@ class CircuitBreakerPolicy(Guard):
         if breaker.state is CircuitState.CLOSED:
             ctx.permit = breaker.generation  # the closed state admits everyone; skip the clock
             return None
-        permit = ctx.permit = breaker.try_acquire(ctx.clock.now())
+        permit = ctx.permit = breaker.try_acquire(ctx.attempt_started)
         if permit == NO_PERMIT:
             message = f"circuit for {breaker.name} is {breaker.state.value}"
             return Outcome(error=CircuitOpenError(message, breaker.name), model=ctx.model)
