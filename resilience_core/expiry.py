@@ -20,33 +20,32 @@ _EPSILON = 1e-6
 
 
 class Watchdog:
-    """Fires each registered callback once its time has come, unless removed first."""
+    """Fires each registered callback once its time has come, unless removed first.
 
-    __slots__ = ("_armed_at", "_handle", "clock", "entries")
+    Registering is a dict write and, when the time is earlier than `armed_at`, `arm`;
+    removing is `entries.pop(callback, None)`, whose answer says whether it was still pending.
+    Plain data rather than methods: the attempt does both on every call, inline.
+    """
+
+    __slots__ = ("_handle", "armed_at", "clock", "entries")
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.entries: dict[Callable[[], object], float] = {}
         self._handle: TimerHandle | None = None
-        self._armed_at = math.inf
+        self.armed_at = math.inf
 
-    def add(self, callback: Callable[[], object], when: float) -> None:
-        self.entries[callback] = when
-        if when < self._armed_at:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._armed_at = when
-            self._handle = self.clock.call_at(when, self._fire)
-
-    def remove(self, callback: Callable[[], object]) -> bool:
-        """Forget `callback`; True when it was still pending, False when it had fired (or was
-        never added): the caller learns which without a flag of its own."""
-        return self.entries.pop(callback, None) is not None
+    def arm(self, when: float) -> None:
+        """Make the timer fire at `when` (earlier than it is armed for now)."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self.armed_at = when
+        self._handle = self.clock.call_at(when, self._fire)
 
     def _fire(self) -> None:
         now = self.clock.now() + _EPSILON
         self._handle = None
-        self._armed_at = math.inf
+        self.armed_at = math.inf
         due = []
         earliest = math.inf
         for callback, when in self.entries.items():
@@ -57,7 +56,7 @@ class Watchdog:
         for callback in due:
             del self.entries[callback]
         if earliest < math.inf:
-            self._armed_at = earliest
+            self.armed_at = earliest
             self._handle = self.clock.call_at(earliest, self._fire)
         for callback in due:
             callback()

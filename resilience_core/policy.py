@@ -210,23 +210,26 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     if watched[0] is not loop or watched[1] is not clock:
                         watched[:] = (loop, clock, watchdog_for(clock, loop))
                     watchdog: Watchdog = watched[2]
-                    watchdog.add(expiry, when)
+                    pending = watchdog.entries  # its add and remove, inlined: two calls a request
+                    pending[expiry] = when
+                    if when < watchdog.armed_at:
+                        watchdog.arm(when)
                     try:
                         value = await ctx.call(ctx.request)
                     except asyncio.CancelledError:
                         # Still pending: the cancellation came from outside. Fired, and more
                         # cancellations than ours: from outside too. Either way it propagates.
-                        if watchdog.remove(expiry) or task.uncancel() > cancelling:
+                        if pending.pop(expiry, None) is not None or task.uncancel() > cancelling:
                             _abandon(ctx, abandons)
                             raise
                         outcome = Outcome(error=_expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
                     except Exception as exc:
                         outcome = Outcome(error=exc, model=ctx.model, attempts=ctx.attempts)
-                        if not watchdog.remove(expiry):
+                        if pending.pop(expiry, None) is None:
                             task.uncancel()  # fired as the call ended: see below
                     else:
                         outcome = Outcome(value, None, ctx.model, ctx.attempts)
-                        if not watchdog.remove(expiry):
+                        if pending.pop(expiry, None) is None:
                             # The timer fired in the same loop iteration the call finished: consume
                             # our own cancellation request so it does not hit the caller's next await.
                             task.uncancel()
