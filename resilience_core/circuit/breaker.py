@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..events import CircuitStateChanged, Event
-from .state import CircuitState, check_transition
+from .state import CLOSED, HALF_OPEN, ISOLATED, OPEN, CircuitState, check_transition
 from .window import CountWindow, Snapshot, TimeWindow, Window
 
 DEFAULT_CONSECUTIVE_FAILURES = 5
@@ -106,7 +106,7 @@ class CircuitBreaker:
         self.name = name
         self.config = config if config is not None else CircuitBreakerConfig()
         self.window = self.config.new_window()
-        self.state = CircuitState.CLOSED
+        self.state = CLOSED
         self.opened_at = -math.inf
         self._emit = emit
         self.generation = 0
@@ -121,14 +121,14 @@ class CircuitBreaker:
     def try_acquire(self, now: float) -> int:
         """A permit (>= 0) if a call may go through now, else NO_PERMIT."""
         state = self.state
-        if state is CircuitState.CLOSED:
+        if state is CLOSED:
             return self.generation
-        if state is CircuitState.OPEN:
+        if state is OPEN:
             if now < self.opened_at + self.config.wait_duration:
                 return NO_PERMIT
-            self._transition(CircuitState.HALF_OPEN, now, "wait duration elapsed")
-            state = CircuitState.HALF_OPEN
-        if state is CircuitState.HALF_OPEN:
+            self._transition(HALF_OPEN, now, "wait duration elapsed")
+            state = HALF_OPEN
+        if state is HALF_OPEN:
             used = self._probes_in_flight + self._probe_successes
             if used < self.config.half_open_probes:
                 self._probes_in_flight += 1
@@ -137,7 +137,7 @@ class CircuitBreaker:
 
     def release(self, permit: int) -> None:
         """Give back a permit whose call was cancelled before it produced a result."""
-        if permit == self.generation and self.state is CircuitState.HALF_OPEN:
+        if permit == self.generation and self.state is HALF_OPEN:
             self._probes_in_flight -= 1
 
     def on_result(self, permit: int, failed: bool, duration: float, now: float) -> None:
@@ -145,7 +145,7 @@ class CircuitBreaker:
         if permit != self.generation:
             return
         state = self.state
-        if state is CircuitState.CLOSED:
+        if state is CLOSED:
             slow = duration >= self.config.slow_call_duration
             self.window.record(failed, slow, now)
             if not failed:
@@ -160,15 +160,15 @@ class CircuitBreaker:
             self._clean = snap.failures == 0 and snap.slow == 0
             reason = self._trip_reason(snap)
             if reason is not None:
-                self._transition(CircuitState.OPEN, now, reason)
-        elif state is CircuitState.HALF_OPEN:
+                self._transition(OPEN, now, reason)
+        elif state is HALF_OPEN:
             self._probes_in_flight -= 1
             if failed:
-                self._transition(CircuitState.OPEN, now, "probe failed")
+                self._transition(OPEN, now, "probe failed")
             else:
                 self._probe_successes += 1
                 if self._probe_successes >= self.config.half_open_probes:
-                    self._transition(CircuitState.CLOSED, now, "probes succeeded")
+                    self._transition(CLOSED, now, "probes succeeded")
 
     def _trip_reason(self, snap: Snapshot) -> str | None:
         config = self.config
@@ -183,18 +183,18 @@ class CircuitBreaker:
 
     def trip(self, now: float, reason: str) -> None:
         """Open now (used by recovery when a restored model fails again)."""
-        if self.state is not CircuitState.OPEN and self.state is not CircuitState.ISOLATED:
-            self._transition(CircuitState.OPEN, now, reason)
+        if self.state is not OPEN and self.state is not ISOLATED:
+            self._transition(OPEN, now, reason)
 
     def isolate(self, now: float, reason: str) -> None:
         """Force open until restored by hand."""
-        if self.state is not CircuitState.ISOLATED:
-            self._transition(CircuitState.ISOLATED, now, reason)
+        if self.state is not ISOLATED:
+            self._transition(ISOLATED, now, reason)
 
     def restore(self, now: float, reason: str) -> None:
         """Close by hand, from any state."""
-        if self.state is not CircuitState.CLOSED:
-            self._transition(CircuitState.CLOSED, now, reason)
+        if self.state is not CLOSED:
+            self._transition(CLOSED, now, reason)
 
     def _transition(self, target: CircuitState, now: float, reason: str) -> None:
         source = self.state
@@ -203,9 +203,9 @@ class CircuitBreaker:
         self.generation += 1
         self._probes_in_flight = 0
         self._probe_successes = 0
-        if target is CircuitState.OPEN:
+        if target is OPEN:
             self.opened_at = now
-        if target is CircuitState.CLOSED:
+        if target is CLOSED:
             self.window.reset()
             self._consecutive = 0
             self._clean = True

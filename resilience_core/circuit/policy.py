@@ -10,7 +10,7 @@ from ..outcome import Outcome, Settleable
 from ..policy import Guard
 from ..predicates import TRANSIENT, Predicate
 from .breaker import NO_PERMIT, CircuitBreaker
-from .state import CircuitState
+from .state import CLOSED
 
 
 class CircuitBreakerPolicy(Guard):
@@ -31,7 +31,7 @@ class CircuitBreakerPolicy(Guard):
 
     def admit(self, ctx: Context) -> Outcome | None:
         breaker = self.breaker
-        if breaker.state is CircuitState.CLOSED:
+        if breaker.state is CLOSED:
             ctx.permit = breaker.generation  # the closed state admits everyone; skip the clock
             return None
         permit = ctx.permit = breaker.try_acquire(ctx.attempt_started)

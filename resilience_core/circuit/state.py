@@ -14,6 +14,15 @@ class CircuitState(StrEnum):
     ISOLATED = "isolated"
 
 
+CLOSED, OPEN, HALF_OPEN, ISOLATED = (
+    CircuitState.CLOSED,
+    CircuitState.OPEN,
+    CircuitState.HALF_OPEN,
+    CircuitState.ISOLATED,
+)
+"""The members as module names, for the per-call paths: on 3.11 `CircuitState.CLOSED` goes
+through the enum's metaclass and costs ~900 instructions, more than the breaker's own check."""
+
 TRANSITIONS: dict[CircuitState, frozenset[CircuitState]] = {
     CircuitState.CLOSED: frozenset({CircuitState.OPEN, CircuitState.ISOLATED}),
     CircuitState.OPEN: frozenset({CircuitState.HALF_OPEN, CircuitState.ISOLATED, CircuitState.CLOSED}),
