@@ -29,6 +29,7 @@ from .deadline import Deadline, Timeout
 from .degradation import CachedAnswer, Degrade, DegradedSource, StaticAnswer
 from .errors import (
     AllModelsFailedError,
+    AnswerFailedError,
     AttemptTimeoutError,
     BulkheadFullError,
     CircuitOpenError,
@@ -74,6 +75,7 @@ __all__ = [
     "AdminAction",
     "AdminControls",
     "AllModelsFailedError",
+    "AnswerFailedError",
     "attempt_with",
     "AttemptTimeoutError",
     "AuditTrail",

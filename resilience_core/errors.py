@@ -9,6 +9,7 @@ ResilienceError
 ├── DeadlineExceededError       the request-level budget ran out            (also TimeoutError)
 ├── AllModelsFailedError        every candidate failed; carries each failure
 └── ModelCallError              an upstream answered with an error (status, code, Retry-After)
+    └── AnswerFailedError       an answer that had started (a stream) failed before its end
 """
 
 from __future__ import annotations
@@ -75,3 +76,13 @@ class ModelCallError(ResilienceError):
         self.status = status
         self.code = code
         self.retry_after = retry_after
+
+
+class AnswerFailedError(ModelCallError):
+    """A value known only later (a started stream, see `Settleable`) settled as failed.
+
+    The guards hear of it as this error, status 502, so they judge it as any upstream failure.
+    """
+
+    def __init__(self, model: str | None) -> None:
+        super().__init__(f"the answer of model {model} failed after it had started", status=502)

@@ -6,13 +6,12 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .context import Context
-from .outcome import Outcome, Settleable
+from .outcome import Outcome
 from .policy import Guard
 
 DEFAULT_WINDOW = 200
@@ -214,16 +213,10 @@ class MetricsPolicy(Guard):
         if not reached:
             return  # refused before reaching the upstream: not an attempt
         if outcome.error is None:
-            if isinstance(outcome.value, Settleable):
-                outcome.value.on_settled(partial(self._settled, ctx))  # recorded when it ends
-                return
-            self.metrics.record(ctx.attempt_ended - ctx.attempt_started, False)
-            return
-        failed = True if self.counts_as_failure is None else self.counts_as_failure(outcome)
+            failed = False
+        else:
+            failed = True if self.counts_as_failure is None else self.counts_as_failure(outcome)
         self.metrics.record(ctx.attempt_ended - ctx.attempt_started, failed)
-
-    def _settled(self, ctx: Context, failed: bool) -> None:
-        self.metrics.record(ctx.clock.now() - ctx.attempt_started, failed)
 
     def describe(self) -> str:
         return f"Metrics({self.metrics.model})"

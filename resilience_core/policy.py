@@ -19,12 +19,13 @@ from typing import Any, Protocol
 
 from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
-from .errors import AttemptTimeoutError, DeadlineExceededError, RejectedError
+from .errors import AnswerFailedError, AttemptTimeoutError, DeadlineExceededError, RejectedError
 from .events import EventBus
 from .expiry import Watchdog, current_task_of, watchdog_for
-from .outcome import Outcome
+from .outcome import Outcome, Settleable
 
 Next = Callable[[Context], Awaitable[Outcome]]
+Settle = Callable[[Context, Outcome, bool], None]
 
 _get_running_loop = asyncio.get_running_loop
 
@@ -49,7 +50,8 @@ class Guard:
     `admit` may refuse the attempt with an outcome of its own (`ctx.attempt_started` is
     stamped before it is asked: a guard needs no clock read of its own); `settle` hears the outcome of
     every attempt it admitted (`reached` is False when something further in refused it before
-    the upstream was called); `abandon` is told when the attempt was cancelled from outside.
+    the upstream was called), a started stream's only once it has ended (see `_settle_all`);
+    `abandon` is told when the attempt was cancelled from outside.
     A base class rather than a protocol: `Pipeline` recognises guards with `isinstance` and
     skips the hooks a guard leaves as these no-op defaults.
     """
@@ -85,7 +87,10 @@ async def _guarded(guard: Guard, ctx: Context, next: Next) -> Outcome:
     except asyncio.CancelledError:
         guard.abandon(ctx)
         raise
-    guard.settle(ctx, outcome, ctx.attempt_ended >= 0)
+    if ctx.attempt_ended >= 0:
+        _settle_all(ctx, outcome, (guard.settle,))
+    else:
+        guard.settle(ctx, outcome, False)
     return outcome
 
 
@@ -135,6 +140,25 @@ async def _repeated(repeater: Repeater, ctx: Context, next: Next) -> Outcome:
         if isinstance(outcome.error, RejectedError):
             return previous
     return outcome
+
+
+def _settle_all(ctx: Context, outcome: Outcome, settles: Sequence[Settle]) -> None:
+    """Tell the guards how an attempt that reached the upstream ended. A value whose result is
+    known only later (`Settleable`: a started stream) is judged when it settles: the guards
+    then hear of it as a success, or as an `AnswerFailedError`, with the attempt ending then."""
+    if outcome.error is None and isinstance(outcome.value, Settleable):
+        outcome.value.on_settled(partial(_settle_late, ctx, outcome, settles))
+        return
+    for settle in settles:
+        settle(ctx, outcome, True)
+
+
+def _settle_late(ctx: Context, outcome: Outcome, settles: Sequence[Settle], failed: bool) -> None:
+    ctx.attempt_ended = ctx.clock.now()
+    if failed:
+        outcome = Outcome(error=AnswerFailedError(ctx.model), model=ctx.model, attempts=outcome.attempts)
+    for settle in settles:
+        settle(ctx, outcome, True)
 
 
 def _abandon(ctx: Context, abandons: Sequence[Callable[[Context], None]]) -> None:
@@ -234,8 +258,8 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                             # our own cancellation request so it does not hit the caller's next await.
                             task.uncancel()
                     ctx.attempt_ended = clock.now()
-                for settle in settle_all:
-                    settle(ctx, outcome, True)
+                if settle_all:
+                    _settle_all(ctx, outcome, settle_all)
             if outcome.error is None or again is None:
                 return outcome
             if previous is not None and isinstance(outcome.error, RejectedError):

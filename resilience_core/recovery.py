@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 from .circuit.breaker import CircuitBreaker
 from .circuit.state import CircuitState
 from .context import Context
 from .events import CircuitStateChanged, Event, RestorationStepChanged
-from .outcome import Outcome, Settleable
+from .outcome import Outcome
 from .policy import Guard
 from .predicates import TRANSIENT, Predicate
 
@@ -137,15 +136,8 @@ class AutoRecovery(Guard):
         return self.restoration.share(now)
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
-        if outcome.error is None:
-            if isinstance(outcome.value, Settleable):
-                outcome.value.on_settled(partial(self._settled, ctx))
-        elif self.restoration.active and self.failure(outcome):
+        if outcome.error is not None and self.restoration.active and self.failure(outcome):
             self.breaker.trip(ctx.clock.now(), "failure during progressive restoration")
-
-    def _settled(self, ctx: Context, failed: bool) -> None:
-        if failed and self.restoration.active:
-            self.breaker.trip(ctx.clock.now(), "late failure during progressive restoration")
 
     def describe(self) -> str:
         return f"AutoRecovery({self.breaker.name})"

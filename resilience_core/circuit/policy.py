@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from ..context import Context
 from ..errors import CircuitOpenError
-from ..outcome import Outcome, Settleable
+from ..outcome import Outcome
 from ..policy import Guard
 from ..predicates import TRANSIENT, Predicate
 from .breaker import NO_PERMIT, CircuitBreaker
@@ -43,19 +41,13 @@ class CircuitBreakerPolicy(Guard):
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if not reached:
             self.breaker.release(ctx.permit)  # refused further in (bulkhead): says nothing of the model
-        elif outcome.error is None and isinstance(outcome.value, Settleable):
-            outcome.value.on_settled(partial(self._settled, ctx, ctx.permit))  # judged when it ends
-        else:
-            failed = outcome.error is not None and self.failure(outcome)
-            ended = ctx.attempt_ended
-            self.breaker.on_result(ctx.permit, failed, ended - ctx.attempt_started, ended)
+            return
+        failed = outcome.error is not None and self.failure(outcome)
+        ended = ctx.attempt_ended
+        self.breaker.on_result(ctx.permit, failed, ended - ctx.attempt_started, ended)
 
     def abandon(self, ctx: Context) -> None:
         self.breaker.release(ctx.permit)
-
-    def _settled(self, ctx: Context, permit: int, failed: bool) -> None:
-        now = ctx.clock.now()
-        self.breaker.on_result(permit, failed, now - ctx.attempt_started, now)
 
     def describe(self) -> str:
         return f"CircuitBreaker({self.breaker.name})"

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from resilience_core import (
+    AnswerFailedError,
     Bulkhead,
     BulkheadConfig,
     BulkheadFullError,
@@ -17,6 +18,7 @@ from resilience_core import (
     Guard,
     Outcome,
     Pipeline,
+    Settleable,
 )
 from resilience_core.context import Context
 from tests.conftest import PassThrough, Scripted, run_on
@@ -143,3 +145,40 @@ def test_an_open_breaker_refuses_without_calling(clock):
     pipeline = Pipeline(CircuitBreakerPolicy(breaker))
     outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
     assert isinstance(outcome.error, CircuitOpenError) and upstream.calls == []
+
+
+class _Started(Settleable):
+    """A value whose result is known only later, like a stream whose first event arrived."""
+
+
+class Timing(Guard):
+    """Notes what each settle hears: the outcome's error type and the attempt's duration."""
+
+    def __init__(self, name: str, log: list[tuple[str, ...]]) -> None:
+        self.name = name
+        self.log = log
+
+    def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
+        error = type(outcome.error).__name__ if outcome.error is not None else "ok"
+        self.log.append((self.name, error, f"{ctx.attempt_ended - ctx.attempt_started:.1f}s"))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("failed", [True, False])
+def test_a_started_answer_is_heard_once_it_ends_innermost_first(clock, fused, failed):
+    log: list[tuple[str, ...]] = []
+    pipeline = _both_ways(Timing("outer", log), Timing("inner", log))[0 if fused else 1]
+    started = _Started()
+    outcome = run_on(clock, lambda: pipeline.execute(Scripted(clock, [(1.0, started)]), {}, clock=clock))
+    assert outcome.value is started and log == []  # returned at once, judged later
+    clock.advance(2.0)
+    started.settle(failed=failed)
+    started.settle(failed=not failed)  # only the first settle counts
+    heard = "AnswerFailedError" if failed else "ok"
+    assert log == [("inner", heard, "3.0s"), ("outer", heard, "3.0s")]
+
+
+def test_an_answer_that_fails_after_it_started_is_an_upstream_failure_to_the_default_rules():
+    from resilience_core import TRANSIENT
+
+    assert TRANSIENT(Outcome(error=AnswerFailedError("m")))
