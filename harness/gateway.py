@@ -23,7 +23,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -204,15 +204,20 @@ class Gateway:
         if self.audit is not None:
             self.audit.close()
 
-    async def route(self, group: str, body: dict[str, Any], deadline: float | None = None) -> Outcome:
+    def route(self, group: str, body: dict[str, Any], deadline: float | None = None) -> Awaitable[Outcome]:
+        """The outcome of one group's call: the router's own awaitable in resilient mode (a
+        coroutine layer here would only forward it), one upstream call in passthrough."""
         if self.config.mode == "passthrough":
-            label, upstream = self.pools[group][next(self._turns[group])]
-            self.passed[(group, label)] += 1
-            try:
-                return Outcome(await upstream(body), model=label, attempts=1)
-            except Exception as exc:
-                return Outcome(error=exc, model=label, attempts=1)
-        return await self.routers[group].execute(body, deadline=deadline)
+            return self._pass(group, body)
+        return self.routers[group].execute(body, deadline=deadline)
+
+    async def _pass(self, group: str, body: dict[str, Any]) -> Outcome:
+        label, upstream = self.pools[group][next(self._turns[group])]
+        self.passed[(group, label)] += 1
+        try:
+            return Outcome(await upstream(body), model=label, attempts=1)
+        except Exception as exc:
+            return Outcome(error=exc, model=label, attempts=1)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
