@@ -85,27 +85,26 @@ class Fallback:
         return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
 
     async def _one_at_a_time(self, ctx: Context, ordered: list[Candidate]) -> Outcome:
-        failures: dict[str, BaseException] = {}
-        last: Outcome | None = None
-        for candidate in ordered:
-            if last is None:
-                # The first candidate runs on the request's own context, as a lone one does:
-                # most requests never need a second, so they never pay for a fork.
-                own = ctx.model
-                try:
-                    outcome = await _aimed_at(ctx, candidate).run(ctx)
-                finally:
-                    ctx.model = own
-            else:
-                if not ctx.can_start_attempt():
-                    break
-                reason = type(last.error).__name__
-                ctx.events.emit(FallbackUsed(ctx.clock.now(), ctx.model, last.model, candidate.name, reason))
-                child = ctx.fork(candidate.name, candidate.call)
-                try:
-                    outcome = await candidate.run(child)
-                finally:
-                    ctx.attempts += child.attempts
+        # The first candidate runs on the request's own context, as a lone one does: most
+        # requests never need a second, so they pay for no fork and no bookkeeping.
+        own = ctx.model
+        outcome = await _aimed_at(ctx, ordered[0]).run(ctx)
+        if outcome.error is None or self.final(outcome):
+            outcome.attempts = ctx.attempts
+            return outcome
+        ctx.model = own
+        failures: dict[str, BaseException] = {ordered[0].name: outcome.error}
+        last = outcome
+        for candidate in ordered[1:]:
+            if not ctx.can_start_attempt():
+                break
+            reason = type(last.error).__name__
+            ctx.events.emit(FallbackUsed(ctx.clock.now(), ctx.model, last.model, candidate.name, reason))
+            child = ctx.fork(candidate.name, candidate.call)
+            try:
+                outcome = await candidate.run(child)
+            finally:
+                ctx.attempts += child.attempts
             if outcome.error is None or self.final(outcome):
                 outcome.attempts = ctx.attempts
                 return outcome
