@@ -299,7 +299,12 @@ class Gateway:
         response = web.StreamResponse(
             headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except BaseException:
+            stream.settle(failed=False)  # the client went before a byte: says nothing of the model
+            stream.close()
+            raise
 
         async def send(payload: bytes) -> None:
             try:

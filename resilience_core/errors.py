@@ -81,7 +81,8 @@ class ModelCallError(ResilienceError):
 class AnswerFailedError(ModelCallError):
     """A value known only later (a started stream, see `Settleable`) settled as failed.
 
-    The guards hear of it as this error, status 502, so they judge it as any upstream failure.
+    The guards hear of it as this error, status 502, so they judge it as any upstream failure;
+    a guard with a failure predicate of its own counts it only if that predicate matches it.
     """
 
     def __init__(self, model: str | None) -> None:

@@ -97,7 +97,7 @@ async def _guarded(guard: Guard, ctx: Context, next: Next) -> Outcome:
 class Repeater:
     """A policy that only decides, after a failed attempt, whether to run it again.
 
-    `begin` is told once per call, with when its first attempt starts (skipped when a
+    `begin` is told once per call, with when its first attempt starts (the fused attempt skips it when a
     repeater leaves it as this no-op default); `again` hears each failed outcome with the
     number of attempts so far and that start, and answers the seconds to wait before the
     next one, or None to end with that outcome. A repeat that something further in
@@ -145,7 +145,9 @@ async def _repeated(repeater: Repeater, ctx: Context, next: Next) -> Outcome:
 def _settle_all(ctx: Context, outcome: Outcome, settles: Sequence[Settle]) -> None:
     """Tell the guards how an attempt that reached the upstream ended. A value whose result is
     known only later (`Settleable`: a started stream) is judged when it settles: the guards
-    then hear of it as a success, or as an `AnswerFailedError`, with the attempt ending then."""
+    then hear of it as a success, or as an `AnswerFailedError`, with the attempt ending then.
+    They read the context as it is then (permit, start, model): nothing may run another
+    attempt on it meanwhile, and nothing in the core does (a success ends the routing)."""
     if outcome.error is None and isinstance(outcome.value, Settleable):
         outcome.value.on_settled(partial(_settle_late, ctx, outcome, settles))
         return
@@ -189,10 +191,12 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
     abandons = tuple(g.abandon for g in reversed(order) if _overrides(g, "abandon"))
     begin = repeater.begin if repeater is not None and _overrides(repeater, "begin") else None
     again = repeater.again if repeater is not None else None
-    watched: list[Any] = [None, None, None]
-    """The loop, clock and watchdog of the last attempt: looked up again only when they change."""
+    watched: tuple[Any, Any, Watchdog | None] = (None, None, None)
+    """The loop, clock and watchdog of the last attempt, looked up again only when they change:
+    one tuple, read and replaced whole, so no attempt pairs one loop with another's watchdog."""
 
     async def attempt(ctx: Context) -> Outcome:
+        nonlocal watched
         tries = 0
         previous: Outcome | None = None
         clock = ctx.clock
@@ -231,9 +235,10 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     assert task is not None, "an attempt must run inside a task"
                     cancelling = task.cancelling()
                     expiry = partial(task.cancel)  # an identity of its own: this attempt's key
-                    if watched[0] is not loop or watched[1] is not clock:
-                        watched[:] = (loop, clock, watchdog_for(clock, loop))
-                    watchdog: Watchdog = watched[2]
+                    seen_loop, seen_clock, watchdog = watched
+                    if seen_loop is not loop or seen_clock is not clock or watchdog is None:
+                        watchdog = watchdog_for(clock, loop)
+                        watched = (loop, clock, watchdog)
                     pending = watchdog.entries  # its add and remove, inlined: two calls a request
                     pending[expiry] = when
                     if when < watchdog.armed_at:

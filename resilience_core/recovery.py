@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .circuit.breaker import CircuitBreaker
 from .circuit.state import CircuitState
 from .context import Context
+from .errors import AnswerFailedError
 from .events import CircuitStateChanged, Event, RestorationStepChanged
 from .outcome import Outcome
 from .policy import Guard
@@ -137,7 +138,8 @@ class AutoRecovery(Guard):
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if outcome.error is not None and self.restoration.active and self.failure(outcome):
-            self.breaker.trip(ctx.clock.now(), "failure during progressive restoration")
+            late = "late " if isinstance(outcome.error, AnswerFailedError) else ""
+            self.breaker.trip(ctx.clock.now(), f"{late}failure during progressive restoration")
 
     def describe(self) -> str:
         return f"AutoRecovery({self.breaker.name})"

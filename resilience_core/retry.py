@@ -23,8 +23,8 @@ class RetryBudget:
     Each call deposits `ratio` tokens and time adds `min_per_second`; a retry spends one
     token. With ratio 0.2, a sustained outage costs at most ~1.2 upstream calls per request.
     Deposits are only counted as they come (every call makes one) and credited when a retry
-    asks to spend: the balance then is what crediting each deposit at once would give, since
-    credits only ever add and the cap is a minimum.
+    asks to spend: the balance then is what crediting each deposit at once would give (up to
+    float rounding), since credits only ever add and the cap is a minimum.
 
     Usage::
 

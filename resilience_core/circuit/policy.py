@@ -30,7 +30,7 @@ class CircuitBreakerPolicy(Guard):
     def admit(self, ctx: Context) -> Outcome | None:
         breaker = self.breaker
         if breaker.state is CLOSED:
-            ctx.permit = breaker.generation  # the closed state admits everyone; skip the clock
+            ctx.permit = breaker.generation  # the closed state admits everyone
             return None
         permit = ctx.permit = breaker.try_acquire(ctx.attempt_started)
         if permit == NO_PERMIT:

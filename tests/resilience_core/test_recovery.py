@@ -21,6 +21,7 @@ from resilience_core import (
     RestorationConfig,
     RestorationStepChanged,
     RouterConfig,
+    Settleable,
 )
 from resilience_core.testing import FakeClock
 from tests.conftest import Scripted, error, recorded, run_on
@@ -74,6 +75,32 @@ def test_breaker_closing_after_probes_starts_restoration_and_a_failure_reopens(c
     once()  # fails during restoration: straight back to open
     assert breaker.state is CircuitState.OPEN
     assert not recovery.restoration.active
+
+
+def test_a_stream_cut_during_restoration_reopens_as_a_late_failure(clock):
+    events = EventBus()
+    config = CircuitBreakerConfig(consecutive_failures=2, wait_duration=5.0, half_open_probes=1)
+    breaker = CircuitBreaker("m", config, emit=events.emit)
+    recovery = AutoRecovery(breaker, RestorationConfig(hold=10.0), emit=events.emit)
+    events.subscribe(recovery.on_event)
+    seen: list = []
+    events.subscribe(seen.append)
+    stream = _Started()
+    upstream = Scripted(clock, [error(503), error(503), "ok", stream])
+    pipeline = Pipeline(recovery, CircuitBreakerPolicy(breaker))
+    for _ in range(4):
+        if breaker.state is CircuitState.OPEN:
+            clock.advance(5.0)
+        run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock, events=events))
+    assert recovery.restoration.active and breaker.state is CircuitState.CLOSED  # the stream is still open
+    stream.settle(failed=True)
+    assert breaker.state is CircuitState.OPEN
+    reopened = [e for e in seen if isinstance(e, CircuitStateChanged)][-1]
+    assert reopened.reason == "late failure during progressive restoration"
+
+
+class _Started(Settleable):
+    """A stream whose first event arrived."""
 
 
 @settings(max_examples=200, deadline=None)
