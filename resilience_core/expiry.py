@@ -66,9 +66,6 @@ _per_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = WeakKeyDicti
 _per_clock: WeakKeyDictionary[object, Watchdog] = WeakKeyDictionary()
 
 
-_last: tuple[asyncio.AbstractEventLoop | None, Watchdog | None] = (None, None)
-"""The last loop's watchdog: nearly every process runs one loop, so skip the weak dict."""
-
 _tasks_by_loop = getattr(asyncio.tasks, "_current_tasks", None)
 current_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
     _tasks_by_loop.get if isinstance(_tasks_by_loop, dict) else asyncio.current_task
@@ -79,16 +76,12 @@ current_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 
 def watchdog_for(clock: Clock, loop: asyncio.AbstractEventLoop) -> Watchdog:
     """The watchdog of `clock`; for the loop clock, that of `loop` (the running one, which
-    the caller already holds)."""
-    global _last
+    the caller already holds). Looked up once per loop and clock by each attempt, which keeps
+    the answer (see `attempt_with`)."""
     if type(clock) is LoopClock:
-        last_loop, last_dog = _last
-        if loop is last_loop and last_dog is not None:
-            return last_dog
         dog = _per_loop.get(loop)
         if dog is None:
             dog = _per_loop[loop] = Watchdog(clock)
-        _last = (loop, dog)
         return dog
     dog = _per_clock.get(clock)
     if dog is None:

@@ -21,7 +21,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
 from .errors import AnswerFailedError, AttemptTimeoutError, DeadlineExceededError, RejectedError
 from .events import EventBus
-from .expiry import Watchdog, current_task_of, watchdog_for
+from .expiry import current_task_of, watchdog_for
 from .outcome import Outcome, Settleable
 
 Next = Callable[[Context], Awaitable[Outcome]]
@@ -191,7 +191,7 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
     abandons = tuple(g.abandon for g in reversed(order) if _overrides(g, "abandon"))
     begin = repeater.begin if repeater is not None and _overrides(repeater, "begin") else None
     again = repeater.again if repeater is not None else None
-    watched: tuple[Any, Any, Watchdog | None] = (None, None, None)
+    watched: tuple[Any, Any, Any] = (None, None, None)
     """The loop, clock and watchdog of the last attempt, looked up again only when they change:
     one tuple, read and replaced whole, so no attempt pairs one loop with another's watchdog."""
 
@@ -235,8 +235,8 @@ def attempt_with(guards: Sequence[Guard] = (), repeater: Repeater | None = None)
                     assert task is not None, "an attempt must run inside a task"
                     cancelling = task.cancelling()
                     expiry = partial(task.cancel)  # an identity of its own: this attempt's key
-                    seen_loop, seen_clock, watchdog = watched
-                    if seen_loop is not loop or seen_clock is not clock or watchdog is None:
+                    seen_loop, seen_clock, watchdog = watched  # a loop is never None: first time misses
+                    if seen_loop is not loop or seen_clock is not clock:
                         watchdog = watchdog_for(clock, loop)
                         watched = (loop, clock, watchdog)
                     pending = watchdog.entries  # its add and remove, inlined: two calls a request
