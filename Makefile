@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench lint clean toxiproxy browser valgrind
+.PHONY: setup demo test bench bench-peers lint clean toxiproxy browser valgrind
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -28,7 +28,13 @@ bench: setup toxiproxy valgrind
 	$(BIN)/python -m harness.benchmarks.core_overhead
 	$(BIN)/python -m harness.benchmarks.gateway_overhead
 	$(BIN)/python -m harness.benchmarks.suite
+	$(BIN)/python -m harness.benchmarks.simulation
 	$(BIN)/python -m harness.benchmarks.combine
+
+# Our gateway beside LiteLLM (pinned, installed once into .peers/litellm from PyPI) on the smoke
+# suite: the scorecard goes to docs/benchmarks/peers.md and the README.
+bench-peers: setup toxiproxy
+	$(BIN)/python -m harness.benchmarks.peers
 
 lint: setup
 	$(BIN)/ruff check .
@@ -36,7 +42,7 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) .peers .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
 # Toxiproxy, pinned: a server the harness can already find (TOXIPROXY_URL, TOXIPROXY_SERVER, .bin/,
 # PATH) is used as it is; else built from the Go module proxy where Go is present (it is on our

@@ -6,12 +6,13 @@ anywhere: `chaos-harness report RUN_DIR`, or `reports.build(RUN_DIR)` from Pytho
 
 from reports.build import Report, build
 from reports.compare import Change, compare
-from reports.rundata import FaultWindow, PhasePlan, RunData, RunDataError, VariantData, load_run
+from reports.rundata import NOT_JUDGED, FaultWindow, PhasePlan, RunData, RunDataError, VariantData, load_run
 from reports.slo import DEFAULT_TARGETS, Verdict, bite, judge, targets
 from reports.thresholds import Threshold, ThresholdError
 
 __all__ = [
     "DEFAULT_TARGETS",
+    "NOT_JUDGED",
     "bite",
     "build",
     "Change",

@@ -29,6 +29,10 @@ class Report:
     def failures(self) -> list[str]:
         return results.failures(self.results)
 
+    def passed_strictly(self) -> bool:
+        """Passed, and no verdict was inconclusive (`gate --strict`)."""
+        return self.passed and not self.results.get("inconclusive")
+
 
 def build(folder: str | Path, *, plots: bool = True) -> Report:
     """Judge a run folder and write its reports next to its records (idempotent)."""

@@ -10,7 +10,7 @@ import base64
 from html import escape
 from typing import Any
 
-from reports.markdown import verdict_rows
+from reports.markdown import SIMULATED_NOTE, exercised_lines, verdict_rows
 from reports.slo import show
 
 STYLE = """
@@ -19,6 +19,7 @@ color:#1d2733;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e3e7ec}
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
 .pass{background:#2e8b57}.fail{background:#c0392b}.skipped{background:#8a94a0}
+.inconclusive{background:#c28a00}.warn{color:#c0392b;font-weight:600}
 table{border-collapse:collapse;margin:6px 0 10px}
 td,th{border:1px solid #dde2e8;padding:4px 9px;text-align:left}
 th{background:#f3f5f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -28,7 +29,9 @@ figcaption{font-size:12px;color:#5f6b78}code{background:#f3f5f8;padding:0 3px}
 
 
 def _badge(status: str) -> str:
-    text = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}.get(status, status)
+    text = {"pass": "pass", "fail": "FAIL", "skipped": "skipped", "inconclusive": "inconclusive"}.get(
+        status, status
+    )
     return f'<span class="badge {escape(status)}">{escape(text)}</span>' if status else ""
 
 
@@ -61,15 +64,18 @@ def _fault_table(results: dict[str, Any]) -> str:
         rows = "".join(
             f"<tr><td>{r['fault']}</td><td>{escape(r['model'])}</td><td>{escape(r['kind'])}</td>"
             f'<td class="num">{r["start"]:.1f}-{r["end"]:.1f} s</td>'
-            f'<td class="num">{escape(show("time_to_detect_s", r["time_to_detect_s"]))}</td>'
+            f"<td>{'yes' if r.get('exercised', True) else '<span class=warn>NO</span>'}</td>"
+            f'<td class="muted">{escape(r.get("exercised_basis", ""))}</td>'
+            f'<td class="num">{escape(_fault_time(r, "time_to_detect_s", "detect_basis"))}</td>'
             f'<td class="muted">{escape(r["detect_basis"])}</td>'
-            f'<td class="num">{escape(show("recovery_time_s", r["recovery_time_s"]))}</td>'
+            f'<td class="num">{escape(_fault_time(r, "recovery_time_s", "recovery_basis"))}</td>'
             f'<td class="muted">{escape(r["recovery_basis"])}</td></tr>'
             for r in variant["faults"]
         )
         blocks.append(
             f"<h3>{escape(name)}</h3><table><tr><th>fault</th><th>model</th><th>kind</th><th>window</th>"
-            f"<th>time to detect</th><th>how</th><th>recovery time</th><th>how</th></tr>{rows}</table>"
+            "<th>exercised</th><th>how</th><th>time to detect</th><th>how</th>"
+            f"<th>recovery time</th><th>how</th></tr>{rows}</table>"
         )
     rates = [
         (name, r) for name, variant in results["variants"].items() for r in variant.get("fault_rates", [])
@@ -87,6 +93,45 @@ def _fault_table(results: dict[str, Any]) -> str:
             f"<th>configured</th><th>observed</th><th>sample</th><th>how</th></tr>{rows}</table>"
         )
     return "".join(blocks) or '<p class="muted">No faults: a reference run.</p>'
+
+
+def _fault_time(row: dict[str, Any], key: str, basis: str) -> str:
+    return "n/a" if row.get(basis, "").startswith("n/a") else show(key, row[key])
+
+
+def _truth_table(results: dict[str, Any]) -> str:
+    """Ground truth, amplification, wasted work and the streams' contract, per variant."""
+    rows = []
+    for name, variant in results["variants"].items():
+        slis, phases = variant["slis"], variant["phases"]
+        wasted = (slis.get("wasted_tokens") or {}).get("all") or {}
+        contract = slis.get("stream_contract") or {}
+        amplification = [phases.get(p, {}).get("retry_amplification") for p in ("baseline", "faults")]
+        cells = [
+            str(slis.get("truncated_successes", 0)),
+            str(slis.get("corrupted_successes", 0)),
+            *("-" if a is None else f"{a:.2f}" for a in amplification),
+            f"{wasted.get('wasted', 0):.0f} ({show('error_rate', wasted.get('share'))})" if wasted else "-",
+            str(contract.get("streams", 0)),
+            str(contract.get("inband_errors", "-")),
+            str(contract.get("without_done", "-")),
+            str(contract.get("stalled", "-")),
+            show("ttft_p95_ms", contract.get("ttft_p95_ms")),
+            show("max_gap_p99_ms", contract.get("max_gap_p99_ms")),
+        ]
+        rows.append(
+            f"<tr><td>{escape(name)}</td>"
+            + "".join(f"<td class='num'>{escape(c)}</td>" for c in cells)
+            + "</tr>"
+        )
+    head = (
+        "<tr><th>variant</th><th>truncated successes</th><th>corrupted successes</th>"
+        "<th>amplification (baseline)</th><th>amplification (faults)</th><th>wasted words</th>"
+        "<th>streams</th>"
+        "<th>in-band errors</th><th>complete without [DONE]</th><th>stalled (gap &ge; 1 s)</th>"
+        "<th>TTFT p95</th><th>longest gap p99</th></tr>"
+    )
+    return f'<table id="truth">{head}{"".join(rows)}</table>'
 
 
 def _phase_table(results: dict[str, Any]) -> str:
@@ -137,8 +182,15 @@ def render(results: dict[str, Any], figures: dict[str, tuple[str, bytes]]) -> st
 <p class="muted">{description}</p>
 <p><b>Bite check</b>: {escape(results["bite"]["reason"])}. Run <code>{escape(results["run_id"])}</code>,
 seed {escape(str(results.get("seed")))}.</p>
+{f'<p class="warn">{escape(SIMULATED_NOTE.replace("*", ""))}</p>' if results.get("simulated") else ""}
 <h2>Verdicts</h2>
 {_verdict_table(results)}
+{"".join(f'<p class="warn">{escape(line)}</p>' for line in exercised_lines(results))}
+<h2>Ground truth, amplification and the streams' contract</h2>
+<p class="muted">Each answer's content is checked against what the endpoint produced (its marker), never
+against what the system under test said of it; amplification is what the endpoints received per client
+request.</p>
+{_truth_table(results)}
 <h2>Over time</h2>
 {plots}
 <h2>Per fault</h2>

@@ -9,7 +9,7 @@ from typing import Any
 
 from reports.rundata import RunData
 from reports.sli import overheads, variant_slis
-from reports.slo import Verdict, bite, judge, passed, targets
+from reports.slo import Verdict, bite, exercise, judge, passed, targets
 
 RESULTS_FILE = "results.json"
 
@@ -30,16 +30,18 @@ def compute(run: RunData) -> dict[str, Any]:
     bite_check = bite(verdicts.get("control"), has_faults)
     variants = {}
     for name, figures in slis.items():
-        figures = dict(figures)
+        figures = {k: v for k, v in figures.items() if not k.startswith("_")}
         variant = run.variants[name]
+        exercised = exercise(figures["faults"])
         variants[name] = {
             "mode": variant.mode,
             "phases": figures.pop("phases"),
             "faults": figures.pop("faults"),
+            "exercised": exercised,
             "fault_rates": figures.pop("fault_rates"),
             "slis": figures,
             "verdicts": [v.to_dict() for v in verdicts[name]],
-            "passed": not any(v.failed for v in verdicts[name]),
+            "passed": passed(verdicts[name], {"bit": None}, exercised),
             "t0": variant.meta.get("t0"),
         }
     meta = run.main.meta
@@ -50,7 +52,10 @@ def compute(run: RunData) -> dict[str, Any]:
             "description": str(run.scenario.get("description", "")).strip(),
             "seed": run.scenario.get("seed"),
             "main": main,
-            "passed": passed(verdicts[main], bite_check),
+            "simulated": bool(run.main.meta.get("simulated")),
+            "passed": passed(verdicts[main], bite_check, variants[main]["exercised"]),
+            "exercised": variants[main]["exercised"],
+            "inconclusive": [v.sli for v in verdicts[main] if v.inconclusive],
             "bite": bite_check,
             "targets": [t.text for t in chosen],
             "variants": variants,
@@ -82,10 +87,18 @@ def write(results: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def failures(results: dict[str, Any]) -> list[str]:
-    """One line per reason the run fails the gate: breached SLOs, then a fault that did not bite."""
+def failures(results: dict[str, Any], *, strict: bool = False) -> list[str]:
+    """One line per reason the run fails the gate: breached SLOs, faults the system under test
+    never met, a fault that did not bite; with `strict`, inconclusive verdicts too."""
     main = results["variants"][results["main"]]
-    lines = [f"{v['sli']}: {v['reason']}" for v in main["verdicts"] if v["status"] == "fail"]
+    failing = ("fail", "inconclusive") if strict else ("fail",)
+    lines = [f"{v['sli']}: {v['reason']}" for v in main["verdicts"] if v["status"] in failing]
+    for fault in results.get("exercised", []):
+        if not fault["exercised"]:
+            models = ", ".join(fault["models"])
+            lines.append(
+                f"fault {fault['fault']} ({fault['kind']} on {models}) not exercised: {fault['basis']}"
+            )
     if results["bite"]["bit"] is False:
         lines.append(results["bite"]["reason"])
     return lines

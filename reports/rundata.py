@@ -16,8 +16,13 @@ RECORD_COLUMNS = {
     "ttft_ms": float,
     "status": float,
     "attempts": float,
+    "words": float,
+    "expected_words": float,
+    "max_gap_ms": float,
 }
 PHASES = ("warmup", "baseline", "faults", "recovery")
+NOT_JUDGED = "not_judged.json"
+"""Written by a run that stopped because the harness itself failed: nothing in it is judged."""
 
 
 class RunDataError(ValueError):
@@ -77,9 +82,13 @@ class VariantData:
     records: pd.DataFrame
     endpoint_counts: pd.DataFrame
     """Rows: second since t0; columns: (model, outcome) counts, as the endpoints saw them."""
-    applied: list[dict[str, Any]] = field(default_factory=list)
+    answers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Every answer the endpoints produced: t, model, id, words, sent, complete (ground truth)."""
     audit: list[dict[str, Any]] = field(default_factory=list)
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    proxy_bytes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Rows: second since t0; columns: model; bytes clients sent into its proxy that second."""
+    cpu: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Rows: second since t0; column `cpu_s`: the gateway's CPU seconds used in that second."""
 
     @property
     def plan(self) -> PhasePlan:
@@ -150,12 +159,12 @@ def read_records(path: Path) -> pd.DataFrame:
     for column, kind in RECORD_COLUMNS.items():
         if column in frame:
             frame[column] = pd.to_numeric(frame[column].replace("", None), errors="coerce").astype(kind)
-    for column in ("ok", "degraded", "stream"):
+    for column in ("ok", "degraded", "stream", "done", "inband_error"):
         if column in frame:
             frame[column] = frame[column].astype(str).str.lower() == "true"
         else:
             frame[column] = False
-    for column in ("served_by", "error_kind", "finish_reason"):
+    for column in ("served_by", "error_kind", "finish_reason", "integrity", "answer_id"):
         if column not in frame:
             frame[column] = ""
     return frame.sort_values("t", kind="stable").reset_index(drop=True)
@@ -194,6 +203,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _per_second(rows: list[dict[str, Any]], key: str) -> pd.DataFrame:
+    """Cumulative samples (`{"t": s, key: value or {model: value}}`) as per-second increments."""
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(
+        [{"t": row["t"], **(row[key] if isinstance(row[key], dict) else {key: row[key]})} for row in rows]
+    )
+    frame = frame.sort_values("t").set_index("t").astype(float)
+    increments = frame.diff().clip(lower=0).iloc[1:]
+    increments.index = [int(t) for t in frame.index[1:]]
+    return increments.groupby(level=0).sum()
+
+
 def load_variant(folder: Path) -> VariantData:
     meta_path = folder / "run.json"
     if not meta_path.exists():
@@ -208,9 +230,10 @@ def load_variant(folder: Path) -> VariantData:
         meta=meta,
         records=read_records(records_path),
         endpoint_counts=read_endpoint_counts(folder / "endpoint_counts.json"),
-        applied=read_jsonl(folder / "timeline.jsonl"),
+        answers=pd.DataFrame(read_jsonl(folder / "answers.jsonl")),
         audit=read_jsonl(folder / "audit.jsonl"),
-        snapshots=read_jsonl(folder / "metrics.jsonl"),
+        proxy_bytes=_per_second(read_jsonl(folder / "proxies.jsonl"), "bytes"),
+        cpu=_per_second(read_jsonl(folder / "cpu.jsonl"), "cpu_s"),
     )
 
 
@@ -219,6 +242,9 @@ def load_run(folder: str | Path) -> RunData:
     folder = Path(folder)
     if not folder.is_dir():
         raise RunDataError(f"{folder}: no such run folder")
+    if (folder / NOT_JUDGED).exists():
+        reason = json.loads((folder / NOT_JUDGED).read_text(encoding="utf-8")).get("reason", "")
+        raise RunDataError(f"{folder}: {reason or 'not judged'}")
     scenario_path = folder / "scenario.yaml"
     if not scenario_path.exists():
         raise RunDataError(f"{scenario_path}: missing (is {folder} a run folder?)")

@@ -14,9 +14,13 @@ import numpy as np
 import pandas as pd
 
 from reports.rundata import PHASES, FaultWindow, PhasePlan, VariantData
+from reports.stats import percentile, quantile_interval, ratio_interval, ratio_of_sums_interval
 
 RECOVERED_SHARE = 0.9
 """Recovered = the model again gets >= 90 % of its baseline share of successful answers."""
+NO_SHARE_ANSWERS = 2
+"""A model that answered this few in the whole baseline had no share to get back: a health
+probe or a stray request (a sequential plan's spare) sets no target it must reach again."""
 DETECTED_SHARE = 0.1
 """Detected (endpoint side) = the model gets < 10 % of its baseline share of what was sent."""
 OPENED = ("open", "isolated")
@@ -24,11 +28,11 @@ ENDPOINT_SIDE_DETECTABLE = ("endpoint", "latency", "bandwidth", "slicer", "slow_
 """Faults the endpoint still sees traffic through, so a drop in what it receives means ejection."""
 
 
-def percentile(values: pd.Series | np.ndarray, q: float) -> float | None:
-    """The q-th percentile (0-100, linear interpolation), None for no values."""
-    array = np.asarray(values, dtype=float)
-    array = array[~np.isnan(array)]
-    return float(np.percentile(array, q)) if array.size else None
+PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99}
+STALL_MS = 1000.0
+"""A stream whose longest gap between content events reaches a second stalled for its reader."""
+LEAD_IN = 2.0
+"""Seconds before a `down` fault in which traffic to the model means the outage was met."""
 
 
 def between(records: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
@@ -63,10 +67,15 @@ def successes(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def latency_stats(records: pd.DataFrame, seconds: float) -> dict[str, Any]:
-    """Counts, rates and latency percentiles of a slice of records lasting `seconds`."""
+    """Counts, rates and latency percentiles of a slice of records lasting `seconds`, each
+    percentile with its 95 % interval (`intervals`)."""
     ok = records[records["ok"]]
     served = successes(records)
+    intervals = {key: quantile_interval(ok["latency_ms"], q) for key, q in PERCENTILES.items()}
+    if "ttft_ms" in ok:
+        intervals |= {f"ttft_{key}": quantile_interval(ok["ttft_ms"], q) for key, q in PERCENTILES.items()}
     return {
+        "intervals": {key: list(value) for key, value in intervals.items() if value is not None},
         "requests": len(records),
         "errors": errors(records),
         "error_rate": errors(records) / len(records) if len(records) else None,
@@ -108,13 +117,15 @@ def failure_impact(records: pd.DataFrame, windows: list[FaultWindow]) -> float |
 
 def fallback_latency_increase(
     records: pd.DataFrame, plan: PhasePlan, windows: list[FaultWindow]
-) -> float | None:
-    """p95 of successful answers in fault windows / p95 in the baseline - 1."""
-    base = percentile(between(records, *plan.bounds("baseline")).query("ok")["latency_ms"], 95)
-    faulted = percentile(in_faults(records, windows).query("ok")["latency_ms"], 95)
+) -> tuple[float | None, list[float] | None]:
+    """p95 of successful answers in fault windows / p95 in the baseline - 1, and its interval."""
+    base_sample = between(records, *plan.bounds("baseline")).query("ok")["latency_ms"]
+    fault_sample = in_faults(records, windows).query("ok")["latency_ms"]
+    base, faulted = percentile(base_sample, 95), percentile(fault_sample, 95)
     if not base or faulted is None:
-        return None
-    return faulted / base - 1
+        return None, None
+    interval = ratio_interval(fault_sample, base_sample, 95)
+    return faulted / base - 1, list(interval) if interval is not None else None
 
 
 def degraded_capacity(records: pd.DataFrame, plan: PhasePlan, windows: list[FaultWindow]) -> float | None:
@@ -127,22 +138,91 @@ def degraded_capacity(records: pd.DataFrame, plan: PhasePlan, windows: list[Faul
     return len(successes(in_faults(records, windows))) / fault_seconds / base_rate
 
 
-def retry_amplification(records: pd.DataFrame, plan: PhasePlan) -> float | None:
-    """Upstream attempts per client request, as the system under test reports them (x-attempts)."""
-    attempts = between(records, plan.warmup, math.inf)["attempts"].dropna()
-    return float(attempts.mean()) if len(attempts) else None
+def received(counts: pd.DataFrame, start: float, end: float) -> int:
+    """Requests all endpoints received in the whole seconds from `start` to `end` (rounded out)."""
+    if counts.empty:
+        return 0
+    seconds = (counts.index >= math.floor(start)) & (counts.index < math.ceil(end))
+    return int(counts.loc[seconds].to_numpy().sum())
+
+
+def retry_amplification(variant: VariantData, spans: list[tuple[float, float]]) -> float | None:
+    """Upstream attempts the endpoints received / requests clients sent, over the whole seconds
+    inside `spans` (endpoints count per second: a partial second would mix in the next phase),
+    from endpoint-side counts: no header of the system under test is needed or believed."""
+    inner = [(math.ceil(a), math.floor(b)) for a, b in spans if math.floor(b) > math.ceil(a)]
+    attempts = sum(received(variant.endpoint_counts, a, b) for a, b in inner)
+    sent = sum(len(between(variant.records, a, b)) for a, b in inner)
+    if variant.endpoint_counts.empty or not sent:
+        return None
+    return attempts / sent
+
+
+def amplification_by_phase(variant: VariantData) -> dict[str, float | None]:
+    plan = variant.plan
+    return {
+        "baseline": retry_amplification(variant, [plan.bounds("baseline")]),
+        "faults": retry_amplification(variant, merged(variant.windows)),
+        "recovery": retry_amplification(variant, [plan.bounds("recovery")]),
+        "all": retry_amplification(variant, [(plan.warmup, plan.end)]),
+    }
+
+
+def wasted_tokens(variant: VariantData) -> dict[str, dict[str, float | None]]:
+    """Per phase: words the endpoints sent that no client received (hedge losers, retried and
+    abandoned streams), and their share of all the words sent."""
+    answers, records, plan = variant.answers, variant.records, variant.plan
+    found: dict[str, dict[str, float | None]] = {}
+    if answers.empty or "sent" not in answers or "words" not in records:
+        return found
+    spans = {"baseline": [plan.bounds("baseline")], "faults": merged(variant.windows)}
+    spans |= {"recovery": [plan.bounds("recovery")], "all": [(plan.warmup, plan.end)]}
+    for phase, ranges in spans.items():
+        sent = sum(float(answers[(answers["t"] >= a) & (answers["t"] < b)]["sent"].sum()) for a, b in ranges)
+        got = sum(float(between(records, a, b)["words"].fillna(0).sum()) for a, b in ranges)
+        wasted = max(0.0, sent - got)
+        share = wasted / sent if sent else None
+        found[phase] = {"sent": sent, "received": got, "wasted": wasted, "share": share}
+    return found
+
+
+def stream_contract(records: pd.DataFrame, plan: PhasePlan) -> dict[str, Any]:
+    """How the streams kept the protocol, as the client saw them: in-band errors inside a 200,
+    complete answers without `[DONE]`, stalls, time to first token and inter-token gaps."""
+    streams = between(records, plan.warmup, math.inf)
+    streams = streams[streams["stream"] & (streams["status"] == 200)]
+    if streams.empty:
+        return {"streams": 0}
+    gaps = streams["max_gap_ms"] if "max_gap_ms" in streams else pd.Series(dtype=float)
+    done = streams["done"] if "done" in streams else pd.Series(True, index=streams.index)
+    inband = streams["inband_error"] if "inband_error" in streams else pd.Series(False, index=streams.index)
+    return {
+        "streams": len(streams),
+        "inband_errors": int(inband.sum()),
+        "without_done": int((streams["ok"] & ~done).sum()),
+        "stalled": int((gaps.fillna(0) >= STALL_MS).sum()),
+        "ttft_p95_ms": percentile(streams["ttft_ms"], 95),
+        "max_gap_p99_ms": percentile(gaps, 99),
+    }
 
 
 def truncated_successes(records: pd.DataFrame) -> int:
-    """Answers the client took as complete (200, ok, [DONE]) that never said how they finished.
-
-    Every simulated answer ends with a finish_reason; one missing means a cut answer was
-    presented as whole, which no SLO may excuse.
-    """
+    """Answers presented as complete (a 200, with `finish_reason` or `[DONE]`) whose content
+    is a strict prefix of what the endpoint produced: judged by the client from the answer's
+    own marker, whatever the system under test said. (Records from before the markers: answers
+    that never said how they finished.)"""
+    if "integrity" in records and records["integrity"].astype(bool).any():
+        return int((records["error_kind"] == "truncated_success").sum())
     if "finish_reason" not in records:
         return 0
     suspicious = records["ok"] & ~records["degraded"] & (records["finish_reason"].fillna("") == "")
     return int(suspicious.sum())
+
+
+def corrupted_successes(records: pd.DataFrame) -> int:
+    """Answers delivered with a 200 whose content no endpoint produced as it stands (altered,
+    spliced, or made up and not admitted as degraded)."""
+    return int((records["error_kind"] == "corrupted_success").sum())
 
 
 def per_second_shares(counts: pd.DataFrame, outcome: str | None) -> pd.DataFrame:
@@ -161,18 +241,22 @@ def per_second_shares(counts: pd.DataFrame, outcome: str | None) -> pd.DataFrame
     return per_model.div(total.replace(0, np.nan), axis=0)
 
 
-def baseline_shares(counts: pd.DataFrame, plan: PhasePlan, outcome: str | None) -> pd.Series:
-    """Each model's share over the whole baseline (whole seconds inside it)."""
+def baseline_counts(counts: pd.DataFrame, plan: PhasePlan, outcome: str | None) -> pd.Series:
+    """Each model's answers (of `outcome`, or all) over the whole baseline (whole seconds)."""
     if counts.empty:
         return pd.Series(dtype=float)
     first, last = math.ceil(plan.warmup), math.floor(plan.baseline_end) - 1
     window = counts.loc[(counts.index >= first) & (counts.index <= last)]
     if outcome is None:
-        per_model = window.T.groupby(level="model").sum().T.sum()
-    elif outcome in counts.columns.levels[1]:
-        per_model = window.xs(outcome, axis=1, level="outcome").sum()
-    else:
-        return pd.Series(dtype=float)
+        return window.T.groupby(level="model").sum().T.sum()
+    if outcome in counts.columns.levels[1]:
+        return window.xs(outcome, axis=1, level="outcome").sum()
+    return pd.Series(dtype=float)
+
+
+def baseline_shares(counts: pd.DataFrame, plan: PhasePlan, outcome: str | None) -> pd.Series:
+    """Each model's share over the whole baseline (whole seconds inside it)."""
+    per_model = baseline_counts(counts, plan, outcome)
     total = per_model.sum()
     return per_model / total if total else per_model * 0.0
 
@@ -186,10 +270,10 @@ def recovery_time(
     fault ends in, so the answer is exact to the window resolution. A model with no baseline
     share has nothing to recover (0). None when it never recovered before the run ended.
     """
-    base = baseline_shares(counts, plan, "ok")
-    expected = float(base.get(model, 0.0))
-    if expected <= 0:
-        return 0.0, "no baseline share to restore"
+    answered = float(baseline_counts(counts, plan, "ok").get(model, 0.0))
+    if answered <= NO_SHARE_ANSWERS:
+        return 0.0, f"no baseline share to restore ({answered:.0f} answers in the baseline)"
+    expected = float(baseline_shares(counts, plan, "ok").get(model, 0.0))
     shares = per_second_shares(counts, "ok")
     for second in range(math.floor(window.end), math.ceil(horizon)):
         if second in shares.index and model in shares.columns:
@@ -284,16 +368,45 @@ def observed_fault_rate(variant: VariantData, window: FaultWindow) -> dict[str, 
     return None
 
 
+def exercised(variant: VariantData, window: FaultWindow, model: str) -> tuple[bool, str]:
+    """Did the system under test meet this fault on this model? Traffic reached the model
+    during the window (its endpoint's counts, or bytes clients sent into its proxy: a toxic may
+    hold a request before the endpoint sees it); for a model taken down (connections refused,
+    so nothing arrives), traffic it had just before the fault began. A fault nobody met tested
+    nothing, so its detect and recovery times are not figures at all."""
+    start, end = window.start, window.end
+    counts = variant.endpoint_counts
+    if not counts.empty and model in counts.columns.get_level_values("model"):
+        if received(counts[[model]], start, end) > 0:
+            return True, "its endpoint received traffic during the fault"
+        if window.kind == "down" and received(counts[[model]], max(0.0, start - LEAD_IN), start) > 0:
+            return True, f"it had traffic in the {LEAD_IN:g} s before it went down"
+    proxied = variant.proxy_bytes
+    if not proxied.empty and model in proxied:
+        inside = proxied.loc[(proxied.index >= math.floor(start)) & (proxied.index <= math.ceil(end)), model]
+        if float(inside.sum()) > 0:
+            return True, "clients sent bytes into its proxy during the fault"
+    if counts.empty and proxied.empty:
+        return False, "no endpoint or proxy counts to tell"
+    return False, "no traffic reached it during the fault: the system under test never met this fault"
+
+
 def fault_table(variant: VariantData) -> list[dict[str, Any]]:
-    """Per fault and model: time to detect and recovery time, with how each was measured."""
+    """Per fault and model: whether it was exercised, time to detect and recovery time (n/a
+    when not exercised), with how each was measured."""
     rows = []
     horizon = variant.plan.end + 1
     for window in variant.windows:
         for model in window.models:
-            detect, detect_basis = time_to_detect(variant, window, model)
-            recover, recover_basis = recovery_time(
-                variant.endpoint_counts, variant.plan, window, model, horizon
-            )
+            met, met_basis = exercised(variant, window, model)
+            if met:
+                detect, detect_basis = time_to_detect(variant, window, model)
+                recover, recover_basis = recovery_time(
+                    variant.endpoint_counts, variant.plan, window, model, horizon
+                )
+            else:
+                detect, detect_basis = None, "n/a: not exercised"
+                recover, recover_basis = None, "n/a: not exercised"
             rows.append(
                 {
                     "fault": window.index,
@@ -301,6 +414,8 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
                     "kind": window.kind,
                     "start": window.start,
                     "end": window.end,
+                    "exercised": met,
+                    "exercised_basis": met_basis,
                     "time_to_detect_s": detect,
                     "detect_basis": detect_basis,
                     "recovery_time_s": recover,
@@ -308,6 +423,22 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def with_ground_truth(variant: VariantData) -> pd.DataFrame:
+    """The records, where an answer whose marker names an id no endpoint produced (forged)
+    is a corrupted success however whole it looks."""
+    records, answers = variant.records, variant.answers
+    if answers.empty or "id" not in answers or "answer_id" not in records:
+        return records
+    claimed = records["answer_id"].fillna("")
+    forged = (claimed != "") & ~claimed.isin(set(answers["id"])) & records["ok"]
+    if not forged.any():
+        return records
+    records = records.copy()
+    records.loc[forged, "ok"] = False
+    records.loc[forged, "error_kind"] = "corrupted_success"
+    return records
 
 
 def cpu_per_1000(variant: VariantData) -> float | None:
@@ -318,37 +449,65 @@ def cpu_per_1000(variant: VariantData) -> float | None:
     return float(cpu) / len(variant.records) * 1000
 
 
+def cpu_samples(variant: VariantData) -> list[tuple[float, float]]:
+    """(CPU seconds, requests started) per second of the load after warm-up, for intervals."""
+    cpu = variant.cpu
+    if cpu.empty or "cpu_s" not in cpu:
+        return []
+    started = variant.records["t"].dropna().astype(int).value_counts()
+    return [
+        (float(cpu.at[second, "cpu_s"]), float(started.get(second, 0)))
+        for second in cpu.index
+        if variant.plan.warmup <= second < variant.plan.end
+    ]
+
+
 def variant_slis(variant: VariantData) -> dict[str, Any]:
-    """Every SLI of one variant, flat, plus per-phase stats and the per-fault table."""
-    records, plan, windows = variant.records, variant.plan, variant.windows
+    """Every SLI of one variant, flat, plus per-phase stats, the per-fault table and the
+    95 % intervals of the figures judged statistically (`intervals`)."""
+    plan, windows = variant.plan, variant.windows
+    records = with_ground_truth(variant)
     up, degraded_share = uptime(records, plan)
     faults = fault_table(variant)
-    recoveries = [row["recovery_time_s"] for row in faults]
-    detections = [row["time_to_detect_s"] for row in faults]
+    met = [row for row in faults if row["exercised"]]
     overall = phase_stats(records, plan)
+    increase, increase_interval = fallback_latency_increase(records, plan, windows)
+    amplification = amplification_by_phase(variant)
+    intervals = {key: overall["all"]["intervals"][key] for key in overall["all"]["intervals"]}
+    if increase_interval is not None:
+        intervals["fallback_latency_increase"] = increase_interval
+    for phase, stats in overall.items():
+        stats["retry_amplification"] = amplification.get(phase)
     return {
         "requests": len(records),
         "uptime": up,
         "degraded_share": degraded_share,
         "failure_impact": failure_impact(records, windows),
-        "recovery_time_s": _worst(recoveries),
-        "time_to_detect_s": _worst(detections),
+        "faults_exercised": len({row["fault"] for row in met}),
+        "faults_not_exercised": sorted({row["fault"] for row in faults} - {row["fault"] for row in met}),
+        "recovery_time_s": _worst([row["recovery_time_s"] for row in met]),
+        "time_to_detect_s": _worst([row["time_to_detect_s"] for row in met]),
         "p50_ms": overall["all"]["p50_ms"],
         "p95_ms": overall["all"]["p95_ms"],
         "p99_ms": overall["all"]["p99_ms"],
         "ttft_p50_ms": overall["all"]["ttft_p50_ms"],
-        "fallback_latency_increase": fallback_latency_increase(records, plan, windows),
-        "latency_samples": min(
-            int(between(records, *plan.bounds("baseline"))["ok"].sum()),
-            int(in_faults(records, windows)["ok"].sum()),
-        ),
+        "fallback_latency_increase": increase,
         "degraded_capacity": degraded_capacity(records, plan, windows),
-        "retry_amplification": retry_amplification(records, plan),
+        "retry_amplification": amplification["all"],
         "truncated_successes": truncated_successes(records),
+        "corrupted_successes": corrupted_successes(records),
+        "wasted_tokens": wasted_tokens(variant),
+        "stream_contract": stream_contract(records, plan),
         "cpu_s_per_1000": cpu_per_1000(variant),
+        "simulated": bool(variant.meta.get("simulated")),
+        "intervals": intervals,
         "phases": overall,
         "faults": faults,
         "fault_rates": [r for w in windows if (r := observed_fault_rate(variant, w)) is not None],
+        "_latency_samples": {
+            "baseline": between(records, *plan.bounds("baseline")).query("ok")["latency_ms"].to_numpy(),
+        },
+        "_cpu_samples": cpu_samples(variant),
     }
 
 
@@ -362,14 +521,27 @@ def _worst(values: list[float | None]) -> float | None:
 
 
 def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
-    """Policies on vs passthrough: baseline latency (p50, p99) and gateway CPU per request."""
+    """Policies on vs passthrough: baseline latency (p50, p99) and gateway CPU per request,
+    each with its interval (latency: order statistics of both baselines; CPU: a bootstrap over
+    per-second samples)."""
     ours, theirs = main["phases"].get("baseline", {}), control["phases"].get("baseline", {})
     result: dict[str, Any] = {}
+    if main.get("simulated"):  # the gateway's own work takes no virtual time: nothing to compare
+        return {"latency_overhead_p50": None, "latency_overhead_p99": None, "resource_overhead": None}
+    intervals = main.setdefault("intervals", {})
     for q in ("p50", "p99"):
         a, b = ours.get(f"{q}_ms"), theirs.get(f"{q}_ms")
         result[f"latency_overhead_{q}"] = a / b - 1 if a is not None and b else None
+        interval = ratio_interval(
+            main["_latency_samples"]["baseline"], control["_latency_samples"]["baseline"], int(q[1:])
+        )
+        if interval is not None:
+            intervals[f"latency_overhead_{q}"] = list(interval)
     result["baseline_samples"] = min(ours.get("requests", 0), theirs.get("requests", 0))
     a, b = main.get("cpu_s_per_1000"), control.get("cpu_s_per_1000")
     result["resource_overhead"] = a / b - 1 if a is not None and b else None
+    cpu_interval = ratio_of_sums_interval(main["_cpu_samples"], control["_cpu_samples"])
+    if cpu_interval is not None:
+        intervals["resource_overhead"] = list(cpu_interval)
     result["cpu_samples"] = min(main.get("requests", 0), control.get("requests", 0))
     return result

@@ -1,8 +1,9 @@
 """resilience_core: deadlines, retries, breakers, bulkheads, fallback, health, metrics,
 recovery, manual controls and an audit trail for calling AI model endpoints from asyncio."""
 
-from .admin import AdminControls, RecoveryService, UnknownModelError
-from .audit import AUDITED, AuditTrail, read_audit
+from .admin import AdminControls, UnknownModelError
+from .audit import AUDITED, AuditTrail, audit_record, read_audit
+from .availability import RateLimitHold, SlowFirstAnswer
 from .backoff import (
     Stop,
     Wait,
@@ -12,6 +13,7 @@ from .backoff import (
     stop_after_attempt,
     stop_after_delay,
 )
+from .bip03 import ParallelFallback, RecoveryService, RetryManager, SequentialFallback, WeightedFallback
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit import (
     TRANSITIONS,
@@ -19,10 +21,9 @@ from .circuit import (
     CircuitBreakerConfig,
     CircuitBreakerPolicy,
     CircuitState,
-    CountWindow,
     IllegalTransitionError,
-    TimeWindow,
 )
+from .clients import openai_chat
 from .clock import Clock, LoopClock
 from .context import Call, Context
 from .deadline import Deadline, Timeout
@@ -54,14 +55,26 @@ from .events import (
     RetryScheduled,
     WeightChanged,
 )
-from .fallback import Fallback, ParallelFallback, SequentialFallback, WeightedFallback
+from .fallback import Fallback
 from .health import HealthChecker, HealthStatus, HealthThresholds
 from .metrics import MetricsCollector, MetricsPolicy, MetricsSnapshot
 from .outcome import Outcome, Settleable
-from .policy import Guard, Pipeline, Policy, Repeater, attempt_with, invoke
-from .predicates import NON_RETRYABLE, TRANSIENT, Predicate, failed, on, on_code, on_status
+from .policy import Guard, Next, Pipeline, Policy, Repeater
+from .predicates import (
+    CLASSES,
+    NON_RETRYABLE,
+    RATE_LIMITED,
+    TRANSIENT,
+    Predicate,
+    classes,
+    failed,
+    on,
+    on_code,
+    on_status,
+    transport,
+)
 from .recovery import AutoRecovery, Restoration, RestorationConfig
-from .retry import Retry, RetryBudget, RetryConfig, RetryManager
+from .retry import Retry, RetryBudget, RetryConfig
 from .router import ModelRouter, ModelSpec, RoutedAnswer, RouterConfig
 from .selection import Hedged, Plan, Sequential, Weighted
 
@@ -69,15 +82,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUDITED",
+    "CLASSES",
     "NON_RETRYABLE",
+    "RATE_LIMITED",
     "TRANSIENT",
     "TRANSITIONS",
     "AdminAction",
     "AdminControls",
     "AllModelsFailedError",
     "AnswerFailedError",
-    "attempt_with",
     "AttemptTimeoutError",
+    "audit_record",
     "AuditTrail",
     "AutoRecovery",
     "Bulkhead",
@@ -92,10 +107,10 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "CircuitStateChanged",
+    "classes",
     "Clock",
     "constant",
     "Context",
-    "CountWindow",
     "Deadline",
     "DeadlineExceededError",
     "Degrade",
@@ -115,7 +130,6 @@ __all__ = [
     "Hedged",
     "HedgeStarted",
     "IllegalTransitionError",
-    "invoke",
     "jitter",
     "LoopClock",
     "MetricsCollector",
@@ -124,16 +138,19 @@ __all__ = [
     "ModelCallError",
     "ModelRouter",
     "ModelSpec",
+    "Next",
     "NoCandidateError",
     "on",
     "on_code",
     "on_status",
+    "openai_chat",
     "Outcome",
     "ParallelFallback",
     "Pipeline",
     "Plan",
     "Policy",
     "Predicate",
+    "RateLimitHold",
     "read_audit",
     "RecoveryService",
     "RejectedError",
@@ -153,12 +170,13 @@ __all__ = [
     "Sequential",
     "SequentialFallback",
     "Settleable",
+    "SlowFirstAnswer",
     "StaticAnswer",
     "Stop",
     "stop_after_attempt",
     "stop_after_delay",
     "Timeout",
-    "TimeWindow",
+    "transport",
     "UnknownModelError",
     "Wait",
     "WeightChanged",

@@ -50,10 +50,12 @@ class AdminControls:
         handle.drained = True
 
     def restore(self, model: str, *, who: str, why: str) -> None:
-        """Undo isolate and drain; the model climbs back through progressive restoration."""
+        """Undo isolate, drain and any hold (a Retry-After, slowness): the operator says it is
+        fine now; the model climbs back through progressive restoration."""
         handle = self._model(model)
         self._record("restore", model, who, why)
         handle.drained = False
+        self.router.release_hold(model)
         handle.breaker.restore(self.router.clock.now(), f"restored by {who}: {why}")
 
     def set_weight(self, model: str, weight: float, *, who: str, why: str) -> None:
@@ -66,7 +68,3 @@ class AdminControls:
         handle.base_weight = weight
         now = self.router.clock.now()
         self.router.events.emit(WeightChanged(now, model, before, weight, f"set by {who}: {why}"))
-
-
-RecoveryService = AdminControls
-"""The BIP-03 name for manual recovery controls."""

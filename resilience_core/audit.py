@@ -14,6 +14,7 @@ from .events import (
     CircuitStateChanged,
     DegradedAnswerServed,
     Event,
+    EventBus,
     HealthChanged,
     RestorationStepChanged,
     WeightChanged,
@@ -56,7 +57,7 @@ class AuditTrail:
     Usage::
 
         trail = AuditTrail("runs/x/audit.jsonl")
-        router.events.subscribe(trail)
+        trail.attach(router.events)   # hears the audited kinds only
     """
 
     def __init__(
@@ -71,15 +72,18 @@ class AuditTrail:
         self.kinds = kinds
         self.wall_clock = wall_clock
         self._file: TextIO | None = self.path.open("a", encoding="utf-8", buffering=1)
-        self.written = 0
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Subscribe to `bus` for this trail's kinds; returns the unsubscribe function."""
+        return bus.subscribe(self, kinds=self.kinds)
 
     def __call__(self, event: Event) -> None:
-        if self._file is None or not isinstance(event, self.kinds):
+        """Write `event` (the subscription chose its kind) as one flushed line."""
+        if self._file is None:
             return
         line = json.dumps(audit_record(event, self.wall_clock()), default=str, separators=(",", ":"))
         self._file.write(line + "\n")
         self._file.flush()
-        self.written += 1
 
     def close(self) -> None:
         if self._file is not None:

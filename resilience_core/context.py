@@ -11,12 +11,28 @@ from .clock import SYSTEM_CLOCK, Clock
 from .events import EventBus
 
 _SHARED_RNG = random.Random()
-"""Used when no random source is injected; seeding a new one per request costs ~10 µs."""
+"""Used when no random source is injected: seeding a new one per request would cost more than
+the policies themselves."""
 
 _SILENT = EventBus()
 """Used when no bus is injected: nobody can subscribe to it from outside."""
 
 _new_context = object.__new__
+
+INHERITED = ("clock", "deadline", "events", "min_attempt", "request", "rng")
+"""What a child context shares with its parent: the request, its budget and the services."""
+PER_ATTEMPT = (
+    "alternatives",
+    "attempt_deadline",
+    "attempt_ended",
+    "attempt_started",
+    "attempts",
+    "first_byte",
+    "lost_race",
+    "permit",
+    "soft_cap",
+)
+"""What each child starts afresh, as `__init__` sets it."""
 
 Call = Callable[[Any], Awaitable[Any]]
 """The wrapped operation: `async (request) -> response`, from any transport."""
@@ -31,6 +47,7 @@ class Context:
     """
 
     __slots__ = (
+        "alternatives",
         "attempt_deadline",
         "attempt_ended",
         "attempt_started",
@@ -39,11 +56,14 @@ class Context:
         "clock",
         "deadline",
         "events",
+        "first_byte",
+        "lost_race",
         "min_attempt",
         "model",
         "permit",
         "request",
         "rng",
+        "soft_cap",
     )
 
     def __init__(
@@ -73,12 +93,23 @@ class Context:
         self.permit = -1
         """The circuit breaker's permit for the running attempt: its guard has no frame of its
         own to keep it in between admitting the attempt and settling it."""
+        self.first_byte = -1.0
+        """When the call returned its first answer (a stream: its first content), -1 if not yet."""
+        self.soft_cap = math.inf
+        """Seconds an attempt may wait for its first answer while another candidate remains
+        (set by the fallback; `Timeout` applies it): slow is judged in flight, not at the end."""
+        self.lost_race = False
+        """The attempt was cancelled because another candidate answered first (a hedge loser)."""
+        self.alternatives = 0
+        """Candidates the fallback can still try after this one (a retry may prefer them)."""
 
     def fork(self, model: str | None, call: Call) -> Context:
-        """A child context for one candidate: same request, budget and services, own attempt.
+        """A child context for one candidate: the `INHERITED` fields copied, the `PER_ATTEMPT`
+        ones fresh, `model` and `call` given.
 
-        Built slot by slot rather than through `__init__`: once per request, and the keyword
-        handling and defaulting there cost more than the copying."""
+        Built slot by slot rather than through `__init__` (every request forks once, and the
+        keyword handling there costs more than the copying); `tests/resilience_core/
+        test_context.py` keeps these lines and the two lists complete."""
         child = _new_context(Context)
         child.request = self.request
         child.call = call
@@ -93,11 +124,11 @@ class Context:
         child.attempt_started = 0.0
         child.attempt_ended = -1.0
         child.permit = -1
+        child.first_byte = -1.0
+        child.soft_cap = math.inf
+        child.lost_race = False
+        child.alternatives = 0
         return child
-
-    def remaining(self) -> float:
-        """Seconds left of the request-level budget (inf when there is none)."""
-        return self.deadline - self.clock.now()
 
     def can_start_attempt(self, delay: float = 0.0) -> bool:
         """Whether an attempt starting after `delay` still fits in the budget."""

@@ -69,7 +69,8 @@ class Timeout(Guard):
             raise ValueError(f"Timeout.seconds must be > 0, got {self.seconds}")
 
     def admit(self, ctx: Context) -> Outcome | None:
-        ctx.attempt_deadline = ctx.attempt_started + self.seconds
+        cap = ctx.soft_cap
+        ctx.attempt_deadline = ctx.attempt_started + (self.seconds if self.seconds < cap else cap)
         return None
 
     def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:

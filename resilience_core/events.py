@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -123,23 +123,49 @@ class AdminAction(Event):
 
 
 Listener = Callable[[Event], None]
+E = TypeVar("E", bound=Event)
 
 
 class EventBus:
-    """Fan-out of events to listeners, isolating the caller from listener failures."""
+    """Fan-out of events to listeners, isolating the caller from listener failures.
 
-    __slots__ = ("_listeners",)
+    A listener hears every event, or only the kinds it names (as resilience4j's
+    `onStateTransition`): `bus.subscribe(fn, kinds=(CircuitStateChanged,))`. Who hears an
+    event type is worked out once per type and kept until someone subscribes or leaves.
+    """
+
+    __slots__ = ("_by_type", "_listeners")
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._listeners: list[tuple[Listener, tuple[type[Event], ...]]] = []
+        self._by_type: dict[type[Event], tuple[Listener, ...]] = {}
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Add a listener; returns a function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+    def subscribe(
+        self, listener: Callable[[E], None], *, kinds: tuple[type[E], ...] = ()
+    ) -> Callable[[], None]:
+        """Add a listener for `kinds` (subclasses included; every event when empty); returns a
+        function that removes it."""
+        entry: tuple[Listener, tuple[type[Event], ...]] = (listener, tuple(kinds))  # type: ignore[assignment]
+        self._listeners.append(entry)
+        self._by_type.clear()
+
+        def unsubscribe() -> None:
+            self._listeners.remove(entry)
+            self._by_type.clear()
+
+        return unsubscribe
+
+    def listeners_of(self, kind: type[Event]) -> tuple[Listener, ...]:
+        """Who hears an event of type `kind`, in subscription order."""
+        found = self._by_type.get(kind)
+        if found is None:
+            found = self._by_type[kind] = tuple(
+                listener for listener, kinds in self._listeners if not kinds or issubclass(kind, kinds)
+            )
+        return found
 
     def emit(self, event: Event) -> None:
-        for listener in tuple(self._listeners):
+        for listener in self.listeners_of(type(event)):
             try:
                 listener(event)
             except Exception:

@@ -8,17 +8,29 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from .context import Context
-from .errors import AllModelsFailedError, NoCandidateError
+from .errors import AllModelsFailedError, CircuitOpenError, ModelCallError, NoCandidateError
 from .events import FallbackUsed, HedgeStarted
-from .outcome import Outcome
-from .predicates import NON_RETRYABLE, Predicate, on_code, on_status
-from .selection import Candidate, Hedged, Plan, Sequential, Weighted
+from .outcome import Outcome, Settleable, retry_after_of
+from .predicates import NON_RETRYABLE, RATE_LIMITED, Predicate, on_code, on_status
+from .selection import Candidate, Plan, Sequential
 
-FINAL = on_status(400, 401, 403, 422) & ~on_code("context_length_exceeded")
+FINAL = on_status(400, 401, 403, 422) & ~on_code("context_length_exceeded", "invalid_prefill")
 """Outcomes another model would answer the same way: returned as they are, no fallback.
-A context-length error is the exception: a model with a larger window may succeed."""
+The exceptions: a context-length error (a model with a larger window may succeed) and a refused
+prefill (another model may continue the answer)."""
 
 CandidateSource = Callable[[Context], Sequence[Candidate]] | Sequence[Candidate]
+MAX_WAITS = 2
+"""How often one request waits for a held (rate-limited) pool before it gives up."""
+EARLY_PROBES = 3
+"""Models one request may probe early (panic mode) before it fails: the one open longest, and
+while those tried are still down, the next, as when models come back in another order than
+they went (three covers a pool of three where the one back opened last, its late failures
+reopening it). Bounded, so a pool that is all down costs each request at most three quick
+refusals."""
+PROBE_WAIT = 2.0
+"""Seconds a request that every model failed waits for another request's probe of a half-open
+model (its permits all taken) to decide, rather than fail while the model may be back."""
 
 
 class Fallback:
@@ -74,9 +86,11 @@ class Fallback:
         if ordered is None:
             ordered = self.candidates(ctx)
         if not ordered:
+            if self.rest(ctx) is not None:  # every model is held: wait for the first back
+                return self._one_at_a_time(ctx, ordered)
             error = NoCandidateError("no model may take traffic now (isolated, drained or weight 0)")
             return _ready(Outcome(error=error))
-        if len(ordered) == 1:
+        if len(ordered) == 1 and not self.waits_out_holds:
             # A lone candidate runs on the request's own context: a fork would only copy it,
             # and its outcome is what `_one_at_a_time` would return. No frame, no fork.
             return _aimed_at(ctx, ordered[0]).run(ctx)
@@ -84,38 +98,146 @@ class Fallback:
             return self._one_at_a_time(ctx, ordered)
         return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
 
+    def soft_cap(self, ctx: Context, candidate: Candidate) -> float:
+        """Seconds `candidate` may take to its first answer while others remain (inf: no cap)."""
+        return math.inf
+
+    def rest(self, ctx: Context) -> float | None:
+        """Seconds until a held (rate-limited) candidate may be asked again, when every
+        candidate is held; None when one is free now or none is held."""
+        return None
+
+    def probe_early(self, ctx: Context, refused: Sequence[str]) -> str | None:
+        """No candidate answered and `refused` turned the request away with an open circuit: the
+        one of them to try now rather than fail the request, if any (a subclass that knows its
+        breakers says which: one that closed meanwhile, or one it moves to half-open)."""
+        return None
+
+    async def probe_verdict(self, ctx: Context, refused: Sequence[str]) -> str | None:
+        """No candidate answered, early probes included, and some of `refused` are being probed
+        by other requests right now: the one whose probe brings it back, if one does within
+        `PROBE_WAIT` and the deadline (a subclass that knows its breakers waits for it)."""
+        return None
+
+    def _early_probe(self, ctx: Context, failures: dict[str, BaseException]) -> list[Candidate]:
+        refused = _refused(failures)
+        if not refused or not ctx.can_start_attempt():
+            return []
+        name = self.probe_early(ctx, refused)
+        return self._named(ctx, name)
+
+    async def _probed(self, ctx: Context, failures: dict[str, BaseException]) -> list[Candidate]:
+        refused = _refused(failures)
+        if not refused or not ctx.can_start_attempt():
+            return []
+        return self._named(ctx, await self.probe_verdict(ctx, refused))
+
+    def _named(self, ctx: Context, name: str | None) -> list[Candidate]:
+        return [c for c in self.candidates(ctx) if c.name == name] if name is not None else []
+
+    waits_out_holds = False
+    """Whether candidates may be held (rate limited, or slow), so a request may have to wait for
+    one: then even a lone candidate runs through the loop that waits (a subclass says so)."""
+
     async def _one_at_a_time(self, ctx: Context, ordered: list[Candidate]) -> Outcome:
         # The first candidate runs on the request's own context, as a lone one does: most
-        # requests never need a second, so they pay for no fork and no bookkeeping.
-        own = ctx.model
-        outcome = await _aimed_at(ctx, ordered[0]).run(ctx)
-        if outcome.error is None or self.final(outcome):
-            outcome.attempts = ctx.attempts
-            return outcome
-        ctx.model = own
-        failures: dict[str, BaseException] = {ordered[0].name: outcome.error}
-        last = outcome
-        for candidate in ordered[1:]:
+        # requests never need a second, so they pay for no fork, no loop and no bookkeeping.
+        if ordered:
+            own = ctx.model
+            if len(ordered) > 1:
+                ctx.soft_cap = self.soft_cap(ctx, ordered[0])
+                ctx.alternatives = len(ordered) - 1
+            outcome = await _aimed_at(ctx, ordered[0]).run(ctx)
+            if outcome.error is None or self.final(outcome):
+                outcome.attempts = ctx.attempts
+                return outcome
+            ctx.soft_cap = math.inf
+            ctx.alternatives = 0
+            ctx.model = own
+            return await self._after_first(ctx, ordered, outcome)
+        return await self._after_first(ctx, ordered, None)
+
+    async def _after_first(self, ctx: Context, ordered: list[Candidate], first: Outcome | None) -> Outcome:
+        """The rest of the candidates one at a time; when every model is held (rate limited),
+        a wait for the first one back, if the deadline allows, and another round."""
+        failures: dict[str, BaseException] = {}
+        last = first
+        if first is not None:
+            assert first.error is not None
+            failures[ordered[0].name] = first.error
+        rest = ordered[1:]
+        for waits in range(MAX_WAITS + 1):
+            outcome = await self._each(ctx, rest, failures, last)
+            if outcome is not None and (outcome.error is None or self.final(outcome)):
+                outcome.attempts = ctx.attempts
+                return outcome
+            last = outcome or last
+            delay = self.rest(ctx)
+            if delay is None or waits == MAX_WAITS or not ctx.can_start_attempt(delay):
+                break
+            await ctx.clock.sleep(delay)  # every candidate is held: the first back is the best bet
+            rest = self.candidates(ctx)
+        for _ in range(EARLY_PROBES):
+            early = self._early_probe(ctx, failures)  # a failed probe is no longer "refused"
+            if not early:
+                break
+            outcome = await self._each(ctx, early, failures, last)
+            if outcome is not None and (outcome.error is None or self.final(outcome)):
+                outcome.attempts = ctx.attempts
+                return outcome
+            last = outcome or last
+        back = await self._probed(ctx, failures)  # another request's probe may bring one back
+        if back:
+            outcome = await self._each(ctx, back, failures, last)
+            if outcome is not None and (outcome.error is None or self.final(outcome)):
+                outcome.attempts = ctx.attempts
+                return outcome
+            last = outcome or last
+        outcome = _all_failed(failures, last, ctx.clock.now(), self.rest(ctx))
+        outcome.attempts = ctx.attempts
+        return outcome
+
+    async def _each(
+        self, ctx: Context, ordered: list[Candidate], failures: dict[str, BaseException], last: Outcome | None
+    ) -> Outcome | None:
+        """Try `ordered` one at a time, each on a context of its own; the first success or final
+        outcome, else the last failure (None when none could start)."""
+        outcome = None
+        for index, candidate in enumerate(ordered):
             if not ctx.can_start_attempt():
                 break
-            reason = type(last.error).__name__
-            ctx.events.emit(FallbackUsed(ctx.clock.now(), ctx.model, last.model, candidate.name, reason))
+            reason = type(last.error).__name__ if last is not None else "held"
+            previous = last.model if last is not None else None
+            ctx.events.emit(FallbackUsed(ctx.clock.now(), ctx.model, previous, candidate.name, reason))
             child = ctx.fork(candidate.name, candidate.call)
+            if index + 1 < len(ordered):
+                child.soft_cap = self.soft_cap(ctx, candidate)
+                child.alternatives = len(ordered) - index - 1
             try:
                 outcome = await candidate.run(child)
             finally:
                 ctx.attempts += child.attempts
             if outcome.error is None or self.final(outcome):
-                outcome.attempts = ctx.attempts
                 return outcome
+            assert outcome.error is not None
             failures[candidate.name] = outcome.error
             last = outcome
-        outcome = _all_failed(failures, last)
-        outcome.attempts = ctx.attempts
         return outcome
 
     async def _hedged_counted(self, ctx: Context, ordered: list[Candidate], delay: float) -> Outcome:
         outcome = await self._hedged(ctx, ordered, delay)
+        error = outcome.error
+        if error is not None:
+            failures = error.failures if isinstance(error, AllModelsFailedError) else {"": error}
+            early = self._early_probe(ctx, failures)
+            if early:
+                outcome = await self._hedged(ctx, early, delay)
+            error = outcome.error
+            if error is not None:
+                failures = error.failures if isinstance(error, AllModelsFailedError) else failures
+                back = await self._probed(ctx, failures)
+                if back:
+                    outcome = await self._hedged(ctx, back, delay)
         outcome.attempts = ctx.attempts  # the losers' attempts are added only as the race ends
         return outcome
 
@@ -139,6 +261,7 @@ class Fallback:
             running[task] = child
 
         pending = list(ordered)
+        won = False
         try:
             while True:
                 # Start at once: the first candidate, a replacement for a failed one when
@@ -177,20 +300,29 @@ class Fallback:
                     ctx.attempts += child.attempts
                     outcome = task.result()
                     if outcome.error is None or self.final(outcome):
+                        won = outcome.error is None
                         return outcome
                     failures[child.model or "?"] = outcome.error
                     last = outcome
         finally:
-            for task in running:
-                task.cancel()
+            for task, child in running.items():
+                if not task.done():
+                    child.lost_race = won  # another answered first: this one was the slower
+                    task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-                for child in running.values():
+                for task, child in running.items():
                     ctx.attempts += child.attempts
-        return _all_failed(failures, last)
+                    _discard(task)  # answered in the same wake-up as the winner: thrown away, closed
+        return _all_failed(failures, last, clock.now(), self.rest(ctx))
 
     def describe(self) -> str:
         return f"Fallback({type(self.plan).__name__})"
+
+
+def _refused(failures: dict[str, BaseException]) -> list[str]:
+    """The models that turned the request away with an open circuit."""
+    return [name for name, error in failures.items() if isinstance(error, CircuitOpenError)]
 
 
 def _set(future: asyncio.Future[None]) -> None:
@@ -198,40 +330,38 @@ def _set(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _all_failed(failures: dict[str, BaseException], last: Outcome | None) -> Outcome:
+def _discard(task: asyncio.Future[Outcome]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    value = task.result().value
+    if isinstance(value, Settleable):
+        value.discard()
+
+
+def _all_failed(
+    failures: dict[str, BaseException], last: Outcome | None, now: float = 0.0, rest: float | None = None
+) -> Outcome:
+    if last is None and rest is not None:
+        # Every model is held (mostly: it asked us to slow down) past what the deadline allows:
+        # the caller is told when to come back, as the model that held it told us.
+        error = ModelCallError(
+            "every model is held", status=429, code="rate_limit_exceeded", retry_after=rest
+        )
+        return Outcome(error=error)
     if last is None:
         return Outcome(error=AllModelsFailedError(failures))
+    if failures and all(RATE_LIMITED(Outcome(error=error)) for error in failures.values()):
+        # Every model asked us to slow down: the caller gets that, with the earliest time back.
+        hints = [h for e in failures.values() if (h := retry_after_of(Outcome(error=e))) is not None]
+        wait = rest if rest is not None else (min(hints) if hints else None)
+        error = ModelCallError(
+            "every model is rate limited", status=429, code="rate_limit_exceeded", retry_after=wait
+        )
+        return Outcome(error=error, model=last.model)
     client_mistake = all(NON_RETRYABLE(Outcome(error=error)) for error in failures.values())
     if len(failures) == 1 or client_mistake:
         return last  # every model refused the request itself: that is the caller's answer, not an outage
     return Outcome(error=AllModelsFailedError(failures))
-
-
-class SequentialFallback(Fallback):
-    """BIP-03's sequential fallback: priority order, one at a time."""
-
-    def __init__(self, candidates: CandidateSource, *, final: Predicate = FINAL) -> None:
-        super().__init__(candidates, Sequential(), final=final)
-
-
-class ParallelFallback(Fallback):
-    """BIP-03's parallel fallback: race candidates, starting one more every `delay` seconds."""
-
-    def __init__(self, candidates: CandidateSource, delay: float = 0.0, *, final: Predicate = FINAL):
-        super().__init__(candidates, Hedged(delay), final=final)
-
-
-class WeightedFallback(Fallback):
-    """BIP-03's weighted fallback: order drawn from live weights."""
-
-    def __init__(
-        self,
-        candidates: CandidateSource,
-        *,
-        hedge_delay: float = math.inf,
-        final: Predicate = FINAL,
-    ) -> None:
-        super().__init__(candidates, Weighted(hedge_delay), final=final)
 
 
 async def _ready(outcome: Outcome) -> Outcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class HealthThresholds:
     error_rate_unhealthy: float = 0.5
     unhealthy_after: int = 3
     """Consecutive failed probes that make a model unhealthy at once."""
+    recover_after: int | None = None
+    """Consecutive good probes after which older failures are forgotten (None: they age out of
+    the window one probe at a time). 1 brings a model back at its first good probe."""
     window: int = 10
     probe_timeout: float = 5.0
 
@@ -69,15 +73,20 @@ class HealthThresholds:
         rate = failures / len(results) if results else 0.0
         latencies = sorted(latency for ok, latency in results if ok)
         p95 = percentile(latencies, 95) if latencies else 0.0
-        if rate >= self.error_rate_unhealthy:
-            return HealthStatus.UNHEALTHY, f"probe error rate {rate:.0%}"
-        if p95 >= self.latency_unhealthy:
-            return HealthStatus.UNHEALTHY, f"probe p95 {p95:.3f}s"
-        if rate >= self.error_rate_degraded:
-            return HealthStatus.DEGRADED, f"probe error rate {rate:.0%}"
-        if p95 >= self.latency_degraded:
-            return HealthStatus.DEGRADED, f"probe p95 {p95:.3f}s"
-        return HealthStatus.HEALTHY, "probes within thresholds"
+        return self.classify(rate, p95, "probe")
+
+    def classify(self, error_rate: float, p95: float | None, basis: str = "call") -> tuple[HealthStatus, str]:
+        """Status and reason from an error rate and a p95 latency (seconds; None = unknown),
+        whether they come from probes or from live traffic."""
+        if error_rate >= self.error_rate_unhealthy:
+            return HealthStatus.UNHEALTHY, f"{basis} error rate {error_rate:.0%}"
+        if p95 is not None and p95 >= self.latency_unhealthy:
+            return HealthStatus.UNHEALTHY, f"{basis} p95 {p95:.3f}s"
+        if error_rate >= self.error_rate_degraded:
+            return HealthStatus.DEGRADED, f"{basis} error rate {error_rate:.0%}"
+        if p95 is not None and p95 >= self.latency_degraded:
+            return HealthStatus.DEGRADED, f"{basis} p95 {p95:.3f}s"
+        return HealthStatus.HEALTHY, f"{basis}s within thresholds"
 
 
 Alert = Callable[[HealthChanged], object]
@@ -102,10 +111,28 @@ class HealthChecker:
         per_model: Mapping[str, HealthThresholds] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         events: EventBus | None = None,
+        fast_interval: float | None = None,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
+        urgent: Callable[[str], bool] | None = None,
+        first_after: float | None = None,
+        paused: Callable[[str], bool] | None = None,
     ) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be > 0")
+        if interval <= 0 or (fast_interval is not None and fast_interval <= 0) or not 0 <= jitter < 1:
+            raise ValueError("interval and fast_interval must be > 0, jitter within [0, 1)")
         self.interval = interval
+        self.fast_interval = fast_interval if fast_interval is not None else interval
+        """How often a model that is not healthy (or `urgent` says so) is probed."""
+        self.jitter = jitter
+        """Each wait is stretched or shrunk by up to this share: a large pool never probes in step."""
+        self.rng = rng if rng is not None else random.Random()
+        self.urgent = urgent
+        """Whether a model needs probing at the fast pace anyway (e.g. its circuit is open)."""
+        self.first_after = first_after
+        """Seconds before the first probes (None: spread over the first interval)."""
+        self.paused = paused
+        """Whether a model must get no probe now (an operator isolated it: no traffic at all);
+        its turn is skipped, its status kept, and it is looked at again at its next turn."""
         self.clock = clock
         self.events = events if events is not None else EventBus()
         self._probes = dict(probes)
@@ -143,8 +170,13 @@ class HealthChecker:
         )
         ok = outcome.error is None
         latency = clock.now() - started
-        self._results[model].append((ok, latency))
+        results = self._results[model]
+        results.append((ok, latency))
         self._consecutive[model] = 0 if ok else self._consecutive[model] + 1
+        recover = thresholds.recover_after
+        if ok and recover is not None and all(good for good, _ in list(results)[-recover:]):
+            while len(results) > recover:
+                results.popleft()
         status, reason = thresholds.judge(self._results[model], self._consecutive[model])
         previous = self._status[model]
         if status is not previous:
@@ -164,11 +196,38 @@ class HealthChecker:
         results = await asyncio.gather(*(self.check(m) for m in models))
         return dict(zip(models, results, strict=True))
 
+    def next_wait(self, model: str) -> float:
+        """Seconds until `model`'s next probe: the fast pace while it is not healthy (or urgent),
+        the normal one otherwise, each with jitter."""
+        urgent = self.urgent is not None and self.urgent(model)
+        fast = urgent or self._status[model] is not HealthStatus.HEALTHY
+        base = self.fast_interval if fast else self.interval
+        return base * (1.0 + self.rng.uniform(-self.jitter, self.jitter))
+
     async def run(self) -> None:
-        """Probe forever, every `interval` seconds."""
+        """Probe forever, each model on its own schedule (`next_wait`), the first probes spread
+        over one interval so a large pool does not start in step."""
+        now = self.clock.now()
+        if self.first_after is not None:
+            due = {
+                m: now + self.first_after * (1.0 + self.rng.uniform(-self.jitter, self.jitter))
+                for m in self._probes
+            }
+        else:
+            spread = self.interval if self.jitter else 0.0  # without jitter: all at once, in step
+            due = {m: now + self.rng.uniform(0, spread) for m in self._probes}
         while True:
-            await self.check_all()
-            await self.clock.sleep(self.interval)
+            now = self.clock.now()
+            ready = [m for m, when in due.items() if when <= now]
+            if ready:
+                paused = self.paused
+                probed = ready if paused is None else [m for m in ready if not paused(m)]
+                await asyncio.gather(*(self.check(m) for m in probed))
+                after = self.clock.now()
+                for model in ready:
+                    due[model] = after + self.next_wait(model)
+                continue
+            await self.clock.sleep(min(due.values()) - now)
 
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -6,13 +6,15 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from typing import TYPE_CHECKING
 
 from .context import Context
 from .outcome import Outcome
 from .policy import Guard
+
+if TYPE_CHECKING:  # prometheus_client is imported when metrics are exported, not with the core
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import CollectorRegistry
 
 DEFAULT_WINDOW = 200
 DEFAULT_EWMA_ALPHA = 0.2
@@ -57,6 +59,9 @@ class ModelMetrics:
         "ewma_error",
         "ewma_latency",
         "failures",
+        "first_rttvar",
+        "first_srtt",
+        "latency_sum",
         "model",
         "window",
     )
@@ -67,14 +72,27 @@ class ModelMetrics:
         self.alpha = alpha
         self.calls = 0
         self.failures = 0
+        self.latency_sum = 0.0
+        """Seconds of every attempt since start: a summary's `_sum`, beside `calls` as `_count`."""
         self.ewma_latency: float | None = None
         self.ewma_error = 0.0
+        self.first_srtt: float | None = None
+        """Smoothed time to the first answer (a stream's first content), as TCP smooths RTT."""
+        self.first_rttvar = 0.0
         self._latencies: deque[float] = deque(maxlen=window)
         self._failed_calls: deque[int] = deque()
         """Call numbers of the failures among the last `window` calls: a success, the common
         case, then costs one comparison instead of a second per-call deque."""
 
-    def record(self, latency: float, failed: bool) -> None:
+    def record(self, latency: float, failed: bool, first: float = -1.0) -> None:
+        """One attempt: its latency, whether it failed, and (>= 0) its time to first answer."""
+        if first >= 0:
+            srtt = self.first_srtt  # RFC 6298's smoothing, inline: every success passes here
+            if srtt is None:
+                self.first_srtt, self.first_rttvar = first, first / 2
+            else:
+                self.first_rttvar += 0.25 * (abs(srtt - first) - self.first_rttvar)
+                self.first_srtt = srtt + 0.125 * (first - srtt)
         calls = self.calls = self.calls + 1
         failures = self._failed_calls
         if failed:
@@ -83,10 +101,28 @@ class ModelMetrics:
         if failures and failures[0] <= calls - self.window:
             failures.popleft()
         self._latencies.append(latency)
+        self.latency_sum += latency
         alpha = self.alpha
         ewma = self.ewma_latency
         self.ewma_latency = latency if ewma is None else ewma + alpha * (latency - ewma)
         self.ewma_error += alpha * (failed - self.ewma_error)
+
+    def probed(self, first_answer: float) -> None:
+        """A health probe's time to answer: keeps an idle model's speed known (for the soft cap)
+        without counting as a call."""
+        srtt = self.first_srtt
+        if srtt is None:
+            self.first_srtt, self.first_rttvar = first_answer, first_answer / 2
+        else:
+            self.first_rttvar += 0.25 * (abs(srtt - first_answer) - self.first_rttvar)
+            self.first_srtt = srtt + 0.125 * (first_answer - srtt)
+
+    def first_answer_bound(self) -> float | None:
+        """How long a first answer from this model may take before it is unusually slow:
+        smoothed time plus four deviations (RFC 6298's timeout), None before any answer."""
+        if self.first_srtt is None:
+            return None
+        return self.first_srtt + 4 * self.first_rttvar
 
     def score(self) -> float:
         """Higher is better: success share squared over smoothed latency."""
@@ -154,13 +190,20 @@ class MetricsCollector:
         return MetricsPolicy(self.model(name), counts_as_failure)
 
     def collect(self) -> Iterator[Metric]:
-        calls = CounterMetricFamily("model_calls", "Upstream attempts", labels=["model", "result"])
-        latency = GaugeMetricFamily(
-            "model_latency_seconds", "Rolling latency percentile", labels=["model", "quantile"]
+        """Prometheus families named by its conventions: counters `_total`, units in the name,
+        ratios `_ratio`, the latency a summary (quantiles over the last `window` attempts, as
+        client libraries' sliding summaries; `_count` and `_sum` since start)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+        calls = CounterMetricFamily("model_calls", "Upstream attempts, by result", labels=["model", "result"])
+        latency = Metric("model_latency_seconds", "Upstream attempt latency", "summary")
+        error_ratio = GaugeMetricFamily(
+            "model_error_ratio", "Share of failed attempts in the rolling window", labels=["model"]
         )
-        error_rate = GaugeMetricFamily("model_error_rate", "Rolling error rate", labels=["model"])
-        availability = GaugeMetricFamily("model_availability", "Rolling availability", labels=["model"])
-        score = GaugeMetricFamily("model_score", "Routing score (higher is better)", labels=["model"])
+        availability = GaugeMetricFamily(
+            "model_availability_ratio", "Share of successful attempts in the rolling window", labels=["model"]
+        )
+        score = GaugeMetricFamily("model_routing_score", "Routing score (higher is better)", labels=["model"])
         state = GaugeMetricFamily(
             "model_circuit_state", "1 for the breaker's current state", labels=["model", "state"]
         )
@@ -169,18 +212,22 @@ class MetricsCollector:
             calls.add_metric([name, "success"], snap.successes)
             calls.add_metric([name, "failure"], snap.failures)
             for label, value in (("0.5", snap.p50), ("0.95", snap.p95), ("0.99", snap.p99)):
-                latency.add_metric([name, label], value)
-            error_rate.add_metric([name], snap.error_rate)
+                latency.add_sample("model_latency_seconds", {"model": name, "quantile": label}, value)
+            latency.add_sample("model_latency_seconds_count", {"model": name}, snap.calls)
+            latency.add_sample("model_latency_seconds_sum", {"model": name}, metrics.latency_sum)
+            error_ratio.add_metric([name], snap.error_rate)
             availability.add_metric([name], snap.availability)
             score.add_metric([name], snap.score)
             if self.state_of is not None:
                 state.add_metric([name, self.state_of(name)], 1.0)
-        yield from (calls, latency, error_rate, availability, score, state)
+        yield from (calls, latency, error_ratio, availability, score, state)
 
     def registry(self) -> CollectorRegistry:
         """A fresh registry holding only this collector."""
+        from prometheus_client.registry import CollectorRegistry
+
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Adapter(self))
+        registry.register(_Adapter(self))  # a Collector by its methods (collect)
         return registry
 
     def exposition(self) -> bytes:
@@ -190,7 +237,10 @@ class MetricsCollector:
         return generate_latest(self.registry())
 
 
-class _Adapter(Collector):
+class _Adapter:
+    """What a registry calls (`collect`), without subclassing prometheus_client's `Collector`,
+    which would import it with the core."""
+
     def __init__(self, source: MetricsCollector) -> None:
         self.source = source
 
@@ -212,11 +262,19 @@ class MetricsPolicy(Guard):
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if not reached:
             return  # refused before reaching the upstream: not an attempt
+        started = ctx.attempt_started
         if outcome.error is None:
-            failed = False
+            first = ctx.first_byte - started if ctx.first_byte >= 0 else -1.0
+            self.metrics.record(ctx.attempt_ended - started, False, first)
         else:
             failed = True if self.counts_as_failure is None else self.counts_as_failure(outcome)
-        self.metrics.record(ctx.attempt_ended - ctx.attempt_started, failed)
+            self.metrics.record(ctx.attempt_ended - started, failed)
+
+    def abandon(self, ctx: Context) -> None:
+        """A hedge that lost the race was slow: its time so far counts (as a lower bound)."""
+        if ctx.lost_race:
+            elapsed = ctx.attempt_ended - ctx.attempt_started
+            self.metrics.record(elapsed, False, elapsed)
 
     def describe(self) -> str:
         return f"Metrics({self.metrics.model})"

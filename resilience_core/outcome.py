@@ -25,12 +25,6 @@ class Outcome:
     def ok(self) -> bool:
         return self.error is None
 
-    def unwrap(self) -> Any:
-        """Return the value or raise the error."""
-        if self.error is not None:
-            raise self.error
-        return self.value
-
 
 class Settleable:
     """Base for values whose real result is known only later, such as a started stream.
@@ -54,6 +48,15 @@ class Settleable:
             for callback in self._callbacks:
                 callback(failed)
 
+    def close(self) -> None:
+        """Release what holds the value open (a connection); called when it is thrown away."""
+        return None
+
+    def discard(self) -> None:
+        """Thrown away unused (a hedge that answered second): settled as answered, then closed."""
+        self.settle(False)
+        self.close()
+
 
 def status_of(outcome: Outcome) -> int | None:
     """The HTTP-like status carried by an outcome's error or value, if any."""
@@ -68,4 +71,23 @@ def retry_after_of(outcome: Outcome) -> float | None:
     """A Retry-After hint in seconds carried by the outcome, if any."""
     source: object = outcome.error if outcome.error is not None else outcome.value
     value = getattr(source, "retry_after", None)
-    return float(value) if isinstance(value, int | float) and value >= 0 else None
+    if isinstance(value, int | float) and value >= 0:
+        return float(value)
+    return _retry_after_header(getattr(getattr(source, "response", None), "headers", None))
+
+
+def _retry_after_header(headers: object) -> float | None:
+    """The hint of a wrapped client's HTTP response (openai's and httpx's errors keep it there):
+    `retry-after-ms` (OpenAI's) first, then `retry-after` in seconds; an HTTP date is ignored."""
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = getter(name)
+        try:
+            seconds = float(raw) * scale
+        except (TypeError, ValueError):
+            continue
+        if seconds >= 0:
+            return seconds
+    return None

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .outcome import Outcome, status_of
+from .transport import transport_failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,51 @@ def _transient_status(outcome: Outcome) -> bool:
     return status is not None and (500 <= status <= 599 or status in _RETRYABLE_4XX)
 
 
+def transport(*kinds: str) -> Predicate:
+    """Outcomes whose error is an HTTP client's timeout, refused or broken connection
+    (`transport.transport_failure`: openai, anthropic, httpx, aiohttp), by class name."""
+    wanted = frozenset(kinds)
+    return Predicate(lambda o: transport_failure(o.error) in wanted, f"transport{tuple(sorted(wanted))}")
+
+
 TRANSIENT = (
-    on(TimeoutError, ConnectionError, OSError) | Predicate(_transient_status, "on_status(408, 425, 429, 5xx)")
+    on(TimeoutError, ConnectionError, OSError)
+    | transport("timeout", "refused", "connection")
+    | Predicate(_transient_status, "on_status(408, 425, 429, 5xx)")
 ) & ~NON_RETRYABLE
 """The default for retry and breakers: timeouts, broken connections, 5xx and 429."""
+
+
+RATE_LIMITED = on_status(429)
+"""The provider asked the caller to slow down: a question of availability, not of health."""
+TIMED_OUT = on(TimeoutError) | transport("timeout") | on_status(408, 504)
+"""No answer (or no first token) in time: a silent route stays silent, so try the next one."""
+REFUSED = on(ConnectionRefusedError) | transport("refused")
+"""Nobody listens: the host or its port is down."""
+RESET = (on(ConnectionError, OSError) | transport("connection")) & ~REFUSED & ~TIMED_OUT
+"""The connection broke (reset, closed mid-answer): often a blip worth one more try."""
+SERVER_ERROR = Predicate(
+    lambda o: (status_of(o) or 0) >= 500 and status_of(o) != 504, "on_status(5xx but 504)"
+)
+"""The provider answered with a 5xx."""
+CLASSES: dict[str, Predicate] = {
+    "rate_limited": RATE_LIMITED,
+    "timeout": TIMED_OUT,
+    "refused": REFUSED,
+    "reset": RESET,
+    "server_error": SERVER_ERROR,
+}
+"""Failure classes by name, for configuration: which retry on the same model, which fail over."""
+
+
+def classes(*names: str) -> Predicate:
+    """The union of the named failure classes (`CLASSES`), e.g. `classes("server_error", "reset")`."""
+    unknown = [name for name in names if name not in CLASSES]
+    if unknown:
+        raise ValueError(f"unknown failure class {unknown[0]!r}; one of {', '.join(CLASSES)}")
+    if not names:
+        return Predicate(lambda o: False, "nothing")
+    found = CLASSES[names[0]]
+    for name in names[1:]:
+        found = found | CLASSES[name]
+    return found & ~NON_RETRYABLE

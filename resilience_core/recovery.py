@@ -12,7 +12,7 @@ from .errors import AnswerFailedError
 from .events import CircuitStateChanged, Event, RestorationStepChanged
 from .outcome import Outcome
 from .policy import Guard
-from .predicates import TRANSIENT, Predicate
+from .predicates import RATE_LIMITED, TRANSIENT, Predicate
 
 DEFAULT_STEPS = (0.1, 0.25, 0.5, 1.0)
 DEFAULT_HOLD = 10.0
@@ -106,7 +106,7 @@ class AutoRecovery(Guard):
     Usage::
 
         recovery = AutoRecovery(breaker, RestorationConfig())
-        events.subscribe(recovery.on_event)
+        events.subscribe(recovery.on_event, kinds=(CircuitStateChanged,))
         Pipeline(recovery, CircuitBreakerPolicy(breaker))
     """
 
@@ -118,15 +118,17 @@ class AutoRecovery(Guard):
         config: RestorationConfig | None = None,
         *,
         emit: Callable[[Event], None] | None = None,
-        failure: Predicate = TRANSIENT,
+        failure: Predicate = TRANSIENT & ~RATE_LIMITED,
     ) -> None:
         self.breaker = breaker
         self.restoration = Restoration(breaker.name, config or RestorationConfig(), emit)
         self.failure = failure
 
-    def on_event(self, event: Event) -> None:
-        """Start restoring when this model's breaker closes after probing (or a manual restore)."""
-        if not isinstance(event, CircuitStateChanged) or event.model != self.breaker.name:
+    def on_event(self, event: CircuitStateChanged) -> None:
+        """Start restoring when this model's breaker closes after probing (or a manual restore).
+        Subscribed to breaker transitions only (`kinds=(CircuitStateChanged,)`); it hears every
+        model's, and follows its own."""
+        if event.model != self.breaker.name:
             return
         if event.to_state == CircuitState.CLOSED and event.from_state != CircuitState.CLOSED:
             self.restoration.start(event.at, f"circuit closed: {event.reason}")

@@ -86,6 +86,9 @@ class RetryConfig:
     wait: Wait = DEFAULT_WAIT
     handle: Predicate = TRANSIENT
     honour_retry_after: bool = True
+    last_candidate_only: bool = False
+    """Retry only where no other model is left to try: failing over is quicker than waiting to
+    ask a flaky model again, and a lone model still gets its second chance."""
 
 
 class Retry(Repeater):
@@ -104,7 +107,7 @@ class Retry(Repeater):
 
     def again(self, ctx: Context, outcome: Outcome, tries: int, start: float) -> float | None:
         config = self.config
-        if not config.handle(outcome):
+        if not config.handle(outcome) or (config.last_candidate_only and ctx.alternatives):
             return None
         clock = ctx.clock
         if config.stop(tries, clock.now() - start):
@@ -126,7 +129,3 @@ class Retry(Repeater):
 
     def describe(self) -> str:
         return f"Retry({self.config.stop!r}, wait={self.config.wait!r})"
-
-
-RetryManager = Retry
-"""The BIP-03 name for the retry policy."""

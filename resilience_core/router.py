@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from .availability import Holds, RateLimitHold, SlowFirstAnswer
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit.breaker import CircuitBreaker, CircuitBreakerConfig
 from .circuit.policy import CircuitBreakerPolicy
@@ -15,8 +19,8 @@ from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
 from .deadline import Deadline, Timeout
 from .degradation import Degrade, DegradedSource
-from .events import Event, EventBus
-from .fallback import CandidateSource, Fallback
+from .events import CircuitStateChanged, EventBus, RestorationStepChanged, WeightChanged
+from .fallback import PROBE_WAIT, CandidateSource, Fallback
 from .metrics import MetricsCollector, MetricsPolicy, ModelMetrics
 from .outcome import Outcome
 from .policy import Pipeline, Policy
@@ -26,6 +30,11 @@ from .selection import Candidate, Plan, Sequential
 
 DEFAULT_DEADLINE = 30.0
 DEFAULT_LATENCY_TARGET = 1.0
+CAP_EVERY = 16
+"""Requests between two computations of the soft cap on time to first answer."""
+POOL_CHANGES = (CircuitStateChanged, RestorationStepChanged, WeightChanged)
+"""The events after which the router orders its candidates afresh (retries and hedges do not
+change who may take traffic)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,10 @@ class RouterConfig:
     latency_target: float = DEFAULT_LATENCY_TARGET
     """Weighted routing scales a model down by `latency_target / ewma_latency` when slower."""
     metrics_window: int = 200
+    rate_limits: RateLimitHold | None = None
+    """Hold a rate-limited model instead of counting its 429 as a failure; None: no holds."""
+    slow_first_answer: SlowFirstAnswer | None = None
+    """Cut a candidate slow to its first answer while others remain; None: no soft cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +115,8 @@ class ModelHandle:
         events: EventBus,
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
+        holder: Any = None,
     ) -> None:
-        self.spec = spec
         self.name = spec.name
         self.priority = spec.priority
         self.call = spec.call
@@ -111,6 +124,10 @@ class ModelHandle:
         """Told when drain or weight change: the router keeps its candidate order until then."""
         self._base_weight = spec.weight
         self._drained = False
+        self.unhealthy = False
+        """Set by health checks: tried only after every healthy model (see `admission`)."""
+        self.held_until = 0.0
+        """Held (rate limited or slow) until then: a reserve meanwhile (see `admission`)."""
         self.metrics = metrics
         self._clock = clock
         self._latency_target = config.latency_target
@@ -128,6 +145,8 @@ class ModelHandle:
             policies.append(Retry(config.retry, budget=budget))
         if self.recovery is not None:
             policies.append(self.recovery)
+        if (config.rate_limits is not None or config.slow_first_answer is not None) and holder is not None:
+            policies.append(Holds(spec.name, holder, config.rate_limits, config.slow_first_answer))
         policies.append(CircuitBreakerPolicy(self.breaker))
         if self.bulkhead is not None:
             policies.append(self.bulkhead)
@@ -176,6 +195,10 @@ class ModelHandle:
         return self.base_weight * factor
 
     def admission(self) -> float:
+        """Share of requests that may try this model first: none while health checks call it
+        unhealthy (it is kept as a last reserve), its restoration step while it climbs back."""
+        if self.unhealthy or self.held_until > self._clock.now():
+            return 0.0
         restoration = self._restoration
         return 1.0 if restoration is None else restoration.share(self._clock.now())
 
@@ -187,7 +210,8 @@ class ModelHandle:
             "drained": self.drained,
             "weight": self.base_weight,
             "effective_weight": self.weight(),
-            "restoration_share": self.admission(),
+            "restoration_share": self.admission() if not self.unhealthy else None,
+            "unhealthy": self.unhealthy,
             "calls": snap.calls,
             "error_rate": snap.error_rate,
             "p50": snap.p50,
@@ -226,13 +250,18 @@ class ModelRouter:
         self.metrics = MetricsCollector(window=self.config.metrics_window, state_of=self._circuit_of)
         self.models: dict[str, ModelHandle] = {
             spec.name: ModelHandle(
-                spec, self.config, self.metrics.model(spec.name), self.events, clock, self._pool_changed
+                spec, self.config, self.metrics.model(spec.name), self.events, clock, self._pool_changed, self
             )
             for spec in models
         }
         self._handles = tuple(self.models.values())
-        self.events.subscribe(self._route_event)
-        self.fallback = _PoolFallback(self._candidates, self.config.plan, self._handles)
+        self.events.subscribe(self._pool_changed, kinds=POOL_CHANGES)
+        for handle in self._handles:
+            if handle.recovery is not None:
+                self.events.subscribe(handle.recovery.on_event, kinds=(CircuitStateChanged,))
+        self.held: dict[str, float] = {}
+        """Models held (rate limited) and until when, on the router's clock."""
+        self.fallback = _PoolFallback(self._candidates, self.config.plan, self._handles, self)
         seconds = self.config.deadline
         self.deadline = Deadline(seconds, self.config.min_attempt) if seconds is not None else None
         """Outermost of all: applied as each request's context is made (see `execute`) rather
@@ -246,19 +275,55 @@ class ModelRouter:
         """Each request's context is forked from it: cheaper than building one from keywords."""
 
     def _candidates(self, ctx: Context) -> list[ModelHandle]:
-        return [handle for handle in self._handles if handle.available]
+        usable = [handle for handle in self._handles if handle.available]
+        if self.held and self.all_held(self.clock.now()):
+            return []  # every model asked not to be asked now: the request waits (see `rest`)
+        return usable
 
-    def _pool_changed(self) -> None:
+    def hold(self, model: str, until: float) -> None:
+        """Hold `model` until `until` (rate limited, or slow): while any model is free it is
+        tried only after those (as a reserve); when every model is held, requests wait for the
+        first one back, if their deadline allows."""
+        if until > self.held.get(model, 0.0):
+            self.held[model] = until
+            self.models[model].held_until = until
+            self.fallback.changed()
+
+    def set_health(self, model: str, healthy: bool) -> None:
+        """What active health checks found: an unhealthy model is tried only after the healthy
+        ones, so an idle model's death is not discovered by the request that needs it."""
+        handle = self.models[model]
+        if handle.unhealthy == healthy:
+            handle.unhealthy = not healthy
+            self.fallback.changed()
+
+    def all_held(self, now: float) -> bool:
+        """Every model that may take traffic is held (a request would have to wait)."""
+        held = self.held
+        return bool(held) and all(held.get(h.name, 0.0) > now for h in self._handles if h.available)
+
+    def release_holds(self, now: float) -> None:
+        """Forget holds that have ended; the kept order is redone if any did."""
+        ended = [model for model, until in self.held.items() if until <= now]
+        for model in ended:
+            del self.held[model]
+            self.models[model].held_until = 0.0
+        if ended:
+            self.fallback.changed()
+
+    def release_hold(self, model: str) -> None:
+        """Forget `model`'s hold now, whenever it was to end (an operator's restore)."""
+        if self.held.pop(model, None) is not None:
+            self.models[model].held_until = 0.0
+            self.fallback.changed()
+
+    def _pool_changed(self, event: object = None) -> None:
+        """Drop the kept candidate order: a breaker moved, a restoration stepped, a weight or a
+        drain flag changed (rare, and cheap to redo)."""
         self.fallback.changed()
 
     def _circuit_of(self, name: str) -> str:
         return self.models[name].breaker.state.value
-
-    def _route_event(self, event: Event) -> None:
-        self.fallback.changed()  # breaker transitions, restoration steps, weights: rare, and cheap to redo
-        handle = self.models.get(event.model) if event.model is not None else None
-        if handle is not None and handle.recovery is not None:
-            handle.recovery.on_event(event)
 
     def execute(self, request: Any, *, deadline: float | None = None) -> Awaitable[Outcome]:
         """Route `request`; the outcome is a value (never raises for upstream failures), its
@@ -287,9 +352,18 @@ class ModelRouter:
         return [handle.state() for handle in self.models.values()]
 
     def describe(self) -> list[str]:
+        """The composition a request meets, outermost first: the router's own layers, then the
+        first model's pipeline (`describe_models` lists every model's)."""
         first = next(iter(self.models.values()))
         outermost = [self.deadline.describe()] if self.deadline is not None else []
         return [*outermost, *self.pipeline.describe(), self.fallback.describe(), *first.pipeline.describe()]
+
+    def describe_models(self) -> dict[str, dict[str, Any]]:
+        """Every model's pipeline, outermost first, and how the engine runs it."""
+        return {
+            name: {"pipeline": handle.pipeline.describe(), "engine": handle.pipeline.engine}
+            for name, handle in self.models.items()
+        }
 
 
 class _PoolFallback(Fallback):
@@ -301,10 +375,108 @@ class _PoolFallback(Fallback):
     restoration steps, weight changes) and when a model is drained or reweighted.
     """
 
-    def __init__(self, source: CandidateSource, plan: Plan, handles: Sequence[ModelHandle]) -> None:
+    def __init__(
+        self, source: CandidateSource, plan: Plan, handles: Sequence[ModelHandle], router: ModelRouter
+    ) -> None:
         super().__init__(source, plan)
         self._handles = handles
         self._keeps_order = bool(getattr(plan, "keeps_order", False))
+        self._router = router
+        self._slow = router.config.slow_first_answer
+        self.waits_out_holds = router.config.rate_limits is not None or self._slow is not None
+        self._cap = math.inf
+        self._cap_countdown = 0
+
+    def run(self, ctx: Context) -> Awaitable[Outcome]:
+        if self._router.held:  # nothing to pay while nobody is rate limited
+            self._router.release_holds(ctx.clock.now())
+        return super().run(ctx)
+
+    def rest(self, ctx: Context) -> float | None:
+        held = self._router.held
+        if not held:
+            return None
+        now = ctx.clock.now()
+        usable = [h for h in self._handles if h.available]
+        if not usable or any(held.get(h.name, 0.0) <= now for h in usable):
+            return None
+        return max(0.0, min(held[h.name] for h in usable) - now)
+
+    def probe_early(self, ctx: Context, refused: Sequence[str]) -> str | None:
+        """Panic mode, as Envoy's: when no model answered a request and some turned it away
+        with an open circuit, one of those is tried now instead of the request failing: one
+        whose circuit closed meanwhile (another request's probe found it back), else the one
+        open longest, as a probe (one call at a time, its half-open permits). Models that came
+        back are found at once, a pool that is all down still gets a probe at a time, and a
+        model that failed this very request is not asked again."""
+        asked = [h for h in self._handles if h.name in refused and h.available]
+        for handle in asked:
+            if handle.breaker.state is CircuitState.CLOSED:
+                return handle.name
+        waiting = [h for h in asked if h.breaker.state is CircuitState.OPEN]
+        if not waiting:
+            return None
+        first = min(waiting, key=lambda h: h.breaker.opened_at)
+        first.breaker.expedite(ctx.clock.now(), "no model could answer: probing early")
+        return first.name
+
+    async def probe_verdict(self, ctx: Context, refused: Sequence[str]) -> str | None:
+        """Wait for the verdict on the half-open models among `refused` (another request holds
+        their probe permits): the first to close, else None once each has reopened, or at
+        `PROBE_WAIT`, or when the deadline would leave no room for an attempt. A continuation
+        that took the probe of the only model left alive no longer fails the requests that
+        arrive while it runs."""
+        probing = {
+            h.name: h
+            for h in self._handles
+            if h.name in refused and h.available and h.breaker.state is CircuitState.HALF_OPEN
+        }
+        if not probing:
+            return None
+        clock = ctx.clock
+        until = clock.now() + PROBE_WAIT
+        if ctx.deadline != math.inf:
+            until = min(until, ctx.deadline - ctx.min_attempt)
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+
+        def on_change(event: CircuitStateChanged) -> None:
+            if event.model in probing and not wake.done():
+                wake.set_result(None)
+
+        unsubscribe = self._router.events.subscribe(on_change, kinds=(CircuitStateChanged,))
+        try:
+            while clock.now() < until:
+                timer = clock.call_at(until, partial(_wake, wake))
+                await wake
+                timer.cancel()
+                states = [h.breaker.state for h in probing.values()]
+                for handle in probing.values():
+                    if handle.breaker.state is CircuitState.CLOSED:
+                        return handle.name
+                if CircuitState.HALF_OPEN not in states:
+                    return None
+                wake = loop.create_future()
+            return None
+        finally:
+            unsubscribe()
+
+    def soft_cap(self, ctx: Context, candidate: Candidate) -> float:
+        """The pool's cap, redone every `CAP_EVERY` requests and whenever the pool changes:
+        asking every model for its bound on every request cost a 5-model gateway more than all
+        its other policies together, and the bounds are smoothed figures that move slowly."""
+        slow = self._slow
+        if slow is None:
+            return math.inf
+        if self._cap_countdown > 0:
+            self._cap_countdown -= 1
+            return self._cap
+        bounds = [
+            b for h in self._handles if h.available and (b := h.metrics.first_answer_bound()) is not None
+        ]
+        self._cap = slow.cap(min(bounds) if bounds else None)
+        self._cap_countdown = CAP_EVERY if bounds else 0  # no figures yet: ask again next time
+        return self._cap
 
     def candidates(self, ctx: Context) -> list[Candidate]:
         ordered = super().candidates(ctx)
@@ -314,6 +486,12 @@ class _PoolFallback(Fallback):
 
     def changed(self) -> None:
         self.kept = None
+        self._cap_countdown = 0
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _no_direct_call(request: Any) -> Any:

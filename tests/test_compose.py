@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from harness.docker_backend import IMAGE, TOXIPROXY_IMAGE
-from harness.gateway_config import GatewayConfig
-from harness.stack import GROUP, gateway_config
-from harness.toxiproxy import PINNED_VERSION
+from harness.gateway.config import GatewayConfig
+from harness.gateway.launch import GROUP, gateway_config
+from harness.stack.docker import IMAGE, TOXIPROXY_IMAGE
+from harness.stack.toxiproxy import PINNED_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -141,24 +141,24 @@ def test_gateway_config_is_the_harness_config_through_the_proxies_and_is_mounted
 
 
 def test_endpoints_command_parses_with_the_endpoints_own_parser(monkeypatch):
-    import harness.endpoints
+    import harness.endpoints.__main__ as entry
 
     seen = {}
 
     async def fake_serve(models, latency, seed, host, ready_file, port_base=0):
         seen.update(models=models, host=host, port_base=port_base)
 
-    monkeypatch.setattr(harness.endpoints, "serve", fake_serve)
+    monkeypatch.setattr(entry, "serve", fake_serve)
     argv = _command("endpoints")
     assert argv[:3] == ["python", "-m", "harness.endpoints"]
-    assert harness.endpoints.main(argv[3:]) == 0
+    assert entry.main(argv[3:]) == 0
     assert seen == {"models": STACK["models"], "host": "0.0.0.0", "port_base": 18000}
 
 
 def _parsed_load_args(argv: list[str]) -> dict[str, Any]:
     """harness.load's own parser, in a subprocess: importing locust here would patch this process."""
     script = (
-        "import json, sys, harness.load as load\n"
+        "import json, sys, harness.load.__main__ as load\n"
         "load.run = lambda args: print(json.dumps(vars(args), default=str)) or 0\n"
         "sys.exit(load.main(sys.argv[1:]))\n"
     )

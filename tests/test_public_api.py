@@ -1,12 +1,26 @@
 """Each package's public surface is explicit, sorted, importable and side-effect free."""
 
+import difflib
 import importlib
 import subprocess
 import sys
 
 import pytest
 
-PACKAGES = ["resilience_core", "resilience_core.circuit", "harness", "reports"]
+from tests import api_snapshot
+
+PACKAGES = [
+    "resilience_core",
+    "resilience_core.circuit",
+    "harness",
+    "harness.cli",
+    "harness.endpoints",
+    "harness.faults",
+    "harness.run",
+    "harness.scenario",
+    "harness.stack",
+    "reports",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -70,3 +84,15 @@ def test_reports_read_run_files_only_never_the_harness_nor_locust():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("package", api_snapshot.PACKAGES)
+def test_public_api_matches_its_checked_in_snapshot(package):
+    """Names, signatures and public members, compared with tests/api/<package>.txt: a change to
+    the public surface is made on purpose (`python -m tests.api_snapshot`) and seen in review."""
+    expected = (api_snapshot.SNAPSHOTS / f"{package}.txt").read_text(encoding="utf-8")
+    actual = api_snapshot.describe(package)
+    diff = "\n".join(
+        difflib.unified_diff(expected.splitlines(), actual.splitlines(), "snapshot", "now", lineterm="")
+    )
+    assert actual == expected, f"the public API of {package} changed:\n{diff}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PARTS = ("core.md", "gateway.md", "suite.md")
+PARTS = ("core.md", "gateway.md", "suite.md", "simulation.md", "peers.md")
+"""peers.md is written by `make bench-peers` (it installs LiteLLM), the others by `make bench`."""
 HEADER = """# Benchmarks
 
 Written by `make bench` (each part by its own module under `harness/benchmarks/`; the data behind

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmarks.readme import bench_command, publish
-from harness.processes import raise_on_sigterm
-from harness.stack import Stack, gateway_config, start_stack
+from harness.gateway.launch import gateway_config
+from harness.run import GatewayProcess
+from harness.stack import start_stack
+from harness.stack.processes import raise_on_sigterm
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -64,11 +66,6 @@ def load(url: str, *, rate: float = 0.0, duration: float = 5.0, concurrency: int
     return load_figures(start_load(url, rate=rate, duration=duration, concurrency=concurrency), duration + 60)
 
 
-def _pid(stack: Stack) -> int:
-    assert stack.gateway_child is not None
-    return stack.gateway_child.pid
-
-
 RESILIENT_VS_CONTROL = (("resilient", "resilient"), ("passthrough", "passthrough"))
 A_A = (("passthrough A", "passthrough"), ("passthrough B", "passthrough"))
 """Two identical gateways measured the same way: how far apart the method puts equals."""
@@ -97,24 +94,24 @@ def overhead(
             order = pair if half == 0 else pair[::-1]
             gateways = {}
             for label, mode in order:
-                view = stack.view()  # each gateway has its own child beside the shared processes
                 slug = f"{label.replace(' ', '-')}-{models}-{half}"
-                gateways[label] = (view, view.start_gateway(gateway_config(view, mode), folder, slug))
-            for _view, url in gateways.values():
-                load(url, rate=rate, duration=1.0)  # warm-up
+                gateways[label] = GatewayProcess.start(gateway_config(stack, mode), folder, slug)
+            for gateway in gateways.values():
+                load(gateway.url, rate=rate, duration=1.0)  # warm-up
             for turn in range((rounds + 1 - half) // 2):
                 starts = list(gateways.items())[:: 1 if turn % 2 == 0 else -1]
-                before = {label: cpu_seconds(_pid(view)) for label, (view, _) in starts}
-                running = {label: start_load(url, rate=rate, duration=duration) for label, (_, url) in starts}
+                before = {label: cpu_seconds(gateway.pid) for label, gateway in starts}
+                running = {
+                    label: start_load(gateway.url, rate=rate, duration=duration) for label, gateway in starts
+                }
                 for label, process in running.items():
                     figures = load_figures(process, duration + 60)
-                    view = gateways[label][0]
                     figures["cpu_s_per_1000"] = (
-                        (cpu_seconds(_pid(view)) - before[label]) / figures["requests"] * 1000
+                        (cpu_seconds(gateways[label].pid) - before[label]) / figures["requests"] * 1000
                     )
                     samples[label].append(figures)
-            for view, _ in gateways.values():
-                view.stop_gateway()
+            for gateway in gateways.values():
+                gateway.stop()
         hop = None
         if pair == RESILIENT_VS_CONTROL:
             direct = load(stack.endpoint_urls["model-0"], rate=rate, duration=duration)
@@ -153,20 +150,17 @@ def instructions(folder: Path, duration: float, models: int = 1) -> dict[str, An
     requests: list[int] = []
     try:
         for mode in ("passthrough", "resilient"):
-            view = stack.view()
             counts = folder / f"callgrind-{mode}-{models}.out"
             launcher = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
             launcher.append(f"--callgrind-out-file={counts}")
             name = f"gateway-cg-{mode}-{models}"
-            url = view.start_gateway(gateway_config(view, mode), folder, name, launcher)
-            pid = str(_pid(view))
+            gateway = GatewayProcess.start(gateway_config(stack, mode), folder, name, launcher)
+            url, pid = gateway.url, str(gateway.pid)
             load(url, concurrency=4, duration=3.0)  # warm-up, not counted
             subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
             figures = load(url, concurrency=4, duration=duration)
             subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
-            assert view.gateway_child is not None
-            view.gateway_child.stop(timeout=120)  # callgrind writes its counts as the gateway exits
-            view.stop_gateway()
+            gateway.stop(timeout=120)  # callgrind writes its counts as the gateway exits
             if figures["errors"]:
                 raise RuntimeError(f"{figures['errors']} errors while counting {mode} instructions")
             per_request[mode] = _callgrind_total(counts) / figures["requests"]
@@ -205,8 +199,10 @@ def _saturate(url: str, duration: float) -> dict[str, Any]:
 
 def scale(folder: Path, models: int, duration: float) -> dict[str, Any]:
     stack = start_stack(models, folder / f"stack{models}")
+    gateway = None
     try:
-        url = stack.start_gateway(gateway_config(stack, "resilient"), folder, f"gateway-{models}")
+        gateway = GatewayProcess.start(gateway_config(stack, "resilient"), folder, f"gateway-{models}")
+        url = gateway.url
         endpoints_pid = stack.children[0].pid
         figures = _saturate(url, duration)
         return {
@@ -216,9 +212,11 @@ def scale(folder: Path, models: int, duration: float) -> dict[str, Any]:
             "p50_ms": figures["p50_ms"],
             "errors": figures["errors"],
             "endpoints_rss_mib": rss_mib(endpoints_pid),
-            "gateway_rss_mib": rss_mib(_pid(stack)),
+            "gateway_rss_mib": rss_mib(gateway.pid),
         }
     finally:
+        if gateway is not None:
+            gateway.stop()
         stack.stop()
 
 

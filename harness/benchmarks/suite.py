@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmarks.readme import bench_command, publish
-from harness.processes import raise_on_sigterm
 from harness.run import Runner
 from harness.scenario import load_scenario, scenario_files
+from harness.stack.processes import raise_on_sigterm
 from reports.slo import show
 
 COLUMNS = (
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(collected, command, args.time_scale)
     summary = [
         {k: r[k] for k in ("scenario", "passed", "bite", "run_id", "wall_seconds", "file")}
-        | {"slis": {name: v["slis"] for name, v in r["variants"].items()}}
+        | {"time_scale": args.time_scale, "slis": {name: v["slis"] for name, v in r["variants"].items()}}
         for r in collected
     ]
     publish(text, summary, args.out, args.readme, "suite")

@@ -181,6 +181,14 @@ class CircuitBreaker:
                 return f"slow-call rate {snap.slow_rate:.0%} over {snap.calls} calls"
         return None
 
+    def expedite(self, now: float, reason: str) -> bool:
+        """Open -> half-open before the wait is over (no model may take the request otherwise);
+        whether it did."""
+        if self.state is not OPEN:
+            return False
+        self._transition(HALF_OPEN, now, reason)
+        return True
+
     def trip(self, now: float, reason: str) -> None:
         """Open now (used by recovery when a restored model fails again)."""
         if self.state is not OPEN and self.state is not ISOLATED:

@@ -6,15 +6,20 @@ from ..context import Context
 from ..errors import CircuitOpenError
 from ..outcome import Outcome
 from ..policy import Guard
-from ..predicates import TRANSIENT, Predicate
+from ..predicates import RATE_LIMITED, TRANSIENT, Predicate
 from .breaker import NO_PERMIT, CircuitBreaker
-from .state import CLOSED
+from .state import CLOSED, HALF_OPEN
+
+BREAKER_FAILURE = TRANSIENT & ~RATE_LIMITED
+"""What counts against a model's circuit: transient failures, but not a rate limit (the model
+is healthy, it asks us to slow down: a matter of availability the router handles)."""
 
 
 class CircuitBreakerPolicy(Guard):
     """Fail fast while the breaker is open; count outcomes matching `failure` against it.
 
-    Client errors (400, context length) are not the model's fault and do not count by default.
+    Client errors (400, context length) are not the model's fault and do not count by default,
+    nor do rate limits (429).
 
     Usage::
 
@@ -23,7 +28,7 @@ class CircuitBreakerPolicy(Guard):
 
     __slots__ = ("breaker", "failure")
 
-    def __init__(self, breaker: CircuitBreaker, *, failure: Predicate = TRANSIENT) -> None:
+    def __init__(self, breaker: CircuitBreaker, *, failure: Predicate = BREAKER_FAILURE) -> None:
         self.breaker = breaker
         self.failure = failure
 
@@ -47,7 +52,14 @@ class CircuitBreakerPolicy(Guard):
         self.breaker.on_result(ctx.permit, failed, ended - ctx.attempt_started, ended)
 
     def abandon(self, ctx: Context) -> None:
-        self.breaker.release(ctx.permit)
+        """Cancelled from outside: says nothing of the model, unless another model answered
+        first while this one was a half-open probe (a slow probe must not close the circuit)."""
+        breaker = self.breaker
+        if ctx.lost_race and breaker.state is HALF_OPEN:
+            ended = ctx.attempt_ended
+            breaker.on_result(ctx.permit, True, ended - ctx.attempt_started, ended)
+        else:
+            breaker.release(ctx.permit)
 
     def describe(self) -> str:
         return f"CircuitBreaker({self.breaker.name})"

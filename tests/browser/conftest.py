@@ -15,7 +15,9 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from harness.stack import GROUP, PROJECT_ROOT, Stack, gateway_config, start_stack
+from harness.gateway.launch import GROUP, gateway_config
+from harness.run import GatewayProcess
+from harness.stack import PROJECT_ROOT, Stack, start_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "browser"
@@ -116,6 +118,7 @@ def operated(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iter
     folder = tmp_path_factory.mktemp("browser-stack")
     stack = start_stack(3, folder)
     traffic = None
+    gateway = None
     try:
         policies = {
             "breaker": {"consecutive_failures": 3, "wait_duration": 2.0},
@@ -123,13 +126,16 @@ def operated(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iter
         }
         config = gateway_config(stack, "resilient", policies, folder / "audit.jsonl", plan="weighted")
         config["admin_token"] = TOKEN
-        url = stack.start_gateway(config, folder)
+        gateway = GatewayProcess.start(config, folder)
+        url = gateway.url
         traffic = Traffic(url)
         traffic.start()
         yield Operated(stack, url, folder / "audit.jsonl", traffic)
     finally:
         if traffic is not None:
             traffic.stop()
+        if gateway is not None:
+            gateway.stop()
         stack.stop()
 
 

@@ -71,6 +71,7 @@ def test_isolating_a_model_from_the_page_takes_its_traffic_to_zero(page, operate
 
     target.locator('button[data-action="isolate"]').click()
     expect(page.locator("#confirm-dialog")).to_be_visible()
+    expect(page.locator("#confirm-weight")).to_be_hidden()  # isolating asks for no weight
     page.click("#confirm-ok")  # no reason yet: the dialog refuses and stays open
     expect(page.locator("#confirm-error")).to_have_text("A reason is required.")
     expect(page.locator("#confirm-dialog")).to_be_visible()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.stack import PROJECT_ROOT
-from harness.toxiproxy import find_server_binary
+from harness.stack.toxiproxy import find_server_binary
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,9 +14,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from harness.admin_cli import admin
-from harness.processes import Child, free_port, python_module, read_ready_file, wait_until
-from harness.stack import GROUP, Stack, gateway_config, start_stack
+from harness.cli.admin import admin
+from harness.gateway.launch import GROUP, gateway_config
+from harness.pytest_plugin import ChaosStack as Stack
+from harness.run import GatewayProcess
+from harness.stack import start_stack
+from harness.stack.processes import Child, free_port, python_module, read_ready_file, wait_until
 from resilience_core import read_audit
 
 TOKEN = os.environ.get("CHAOS_ADMIN_TOKEN") or "test-admin-token"
@@ -30,6 +33,7 @@ API_KEY = "sk-upstream-secret-7c1e"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("admin")
     running = start_stack(3, folder)
+    gateway = None
     try:
         config = gateway_config(
             running, "resilient", {"degraded_answer": ANSWER}, folder / "audit.jsonl", plan="weighted"
@@ -37,20 +41,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         config["admin_token"] = TOKEN
         for provider in config["providers"]:
             provider["api_key"] = API_KEY
-        running.start_gateway(config, folder)
-        yield running
+        gateway = GatewayProcess.start(config, folder)
+        yield Stack(running, gateway)
     finally:
+        if gateway is not None:
+            gateway.stop()
         running.stop()
 
 
 @pytest.fixture(scope="module")
 def audit_path(stack: Stack) -> Path:
-    assert stack.gateway_child is not None
-    return stack.gateway_child.log_path.parent / "audit.jsonl"
+    return stack.gateway.folder / "audit.jsonl"
 
 
 def call(stack: Stack, method: str, path: str, token: str | None = TOKEN, **kwargs: Any) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    headers |= kwargs.pop("headers", {})
     return requests.request(method, f"{stack.gateway_url}{path}", headers=headers, timeout=10, **kwargs)
 
 
@@ -159,10 +165,14 @@ def test_bad_admin_requests_are_refused_naming_the_field(stack, path, body, fiel
     assert controls(state(stack)) == before
 
 
-def test_a_body_that_is_not_json_is_a_400(stack):
-    response = call(stack, "POST", "/admin/models/model-0/isolate", data=b"{nope")
+def test_a_body_that_is_not_json_is_a_400_and_one_not_declared_json_a_415(stack):
+    json_type = {"Content-Type": "application/json"}
+    response = call(stack, "POST", "/admin/models/model-0/isolate", data=b"{nope", headers=json_type)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "body"
+    # A browser's cross-origin "simple" POST cannot carry a JSON type: refused before any route.
+    plain = call(stack, "POST", "/admin/models/model-0/isolate", data=b'{"reason": "x"}')
+    assert plain.status_code == 415 and plain.json()["error"]["param"] == "Content-Type"
 
 
 def test_isolate_stops_traffic_to_the_model_and_restore_undoes_it_all_audited(stack, audit_path):

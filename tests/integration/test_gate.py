@@ -48,6 +48,10 @@ def test_the_smoke_suite_passes_on_the_resilient_gateway_and_every_fault_bites_t
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0" and int(suite.get("tests")) >= 6 * 8
     assert f"{len(folders)}/{len(folders)} scenarios passed" in summary.read_text()
+    # The job summary links each report relative to itself: it works where it is uploaded.
+    for folder in folders:
+        assert f"(runs/{folder.name}/report.html)" in summary.read_text()
+    assert str(tmp_path) not in summary.read_text()
 
 
 def test_pointing_the_gate_at_the_passthrough_control_fails_it_with_the_breached_slos(tmp_path):

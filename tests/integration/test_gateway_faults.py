@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 import requests
 
-from harness.faults import EndpointFault
-from harness.stack import GROUP, Stack, gateway_config, start_stack
+from harness.endpoints.model import EndpointFault
+from harness.gateway.launch import GROUP, gateway_config
+from harness.load.integrity import judge
+from harness.run import GatewayProcess
+from harness.stack import Stack, start_stack
 
 TOKEN = os.environ.get("CHAOS_ADMIN_TOKEN") or "faults-admin-token"
 """The gateway takes CHAOS_ADMIN_TOKEN over its config, so a developer's own value wins here too."""
@@ -25,16 +28,30 @@ ANSWER = "Degraded: every model is resting, try again soon."
 IDLE_TIMEOUT = 0.5
 MODELS = ["model-0", "model-1", "model-2"]
 LABELS = [f"{m}/{m}" for m in MODELS]
-FAST_RETRY = {"attempts": 2, "base": 0.02, "cap": 0.1, "jitter": 0.01, "budget": None}
-"""Two attempts per model, no retry budget: endpoint counts per request are exact."""
+FAST_RETRY = {
+    "attempts": 2,
+    "on": ["server_error", "reset", "timeout", "refused", "rate_limited"],
+    "base": 0.02,
+    "cap": 0.1,
+    "jitter": 0.01,
+    "budget": None,
+    "last_model_only": False,
+}
+"""Two attempts per model (not only on the last), no retry budget: endpoint counts per request
+are exact."""
 LENIENT_BREAKER = {"consecutive_failures": 1000, "minimum_calls": 1000}
 """Breakers that never open, so one test's failures cannot change the next test's routing."""
 BASE_POLICIES = {
-    "stream_idle_timeout": IDLE_TIMEOUT,
+    "stream": {"stall_after": IDLE_TIMEOUT, "min_tokens_per_second": 0, "rescues": 0},
     "first_token_timeout": 2.0,
     "retry": FAST_RETRY,
     "breaker": LENIENT_BREAKER,
+    "rate_limits": None,
+    "slow_first_answer": None,
+    "health": None,
 }
+"""Each piece on its own: these tests pin one policy's behaviour each (the defaults, all together,
+are what the library and the conformance suite judge)."""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def gateways(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
     """`gateways(name)` -> the base URL of that gateway variant, started on first use."""
     folder = tmp_path_factory.mktemp("gateways")
-    views: dict[str, Stack] = {}
+    views: dict[str, GatewayProcess] = {}
 
     def config_of(name: str) -> dict[str, Any]:
         if name == "plain":
@@ -70,6 +87,9 @@ def gateways(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         elif name == "deadline":
             policies = {**BASE_POLICIES, "deadline": 1.0, "attempt_timeout": 5.0, "retry": {"attempts": 1}}
             config = gateway_config(stack, "resilient", policies)
+        elif name == "strict-events":
+            stream_policy = {**BASE_POLICIES["stream"], "malformed_events": "fail"}
+            config = gateway_config(stack, "resilient", {**BASE_POLICIES, "stream": stream_policy})
         elif name == "passthrough":
             config = gateway_config(stack, "passthrough")
         else:
@@ -78,19 +98,15 @@ def gateways(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         return config
 
     def start(name: str) -> str:
-        if name not in views:
-            view = stack.view()  # shares the stack's processes, owns only its own gateway
-            view.start_gateway(config_of(name), folder, f"gateway-{name}")
-            views[name] = view
-        url = views[name].gateway_url
-        assert url is not None
-        return url
+        if name not in views:  # each its own process, sharing the stack's endpoints and proxies
+            views[name] = GatewayProcess.start(config_of(name), folder, f"gateway-{name}")
+        return views[name].url
 
     try:
         yield start
     finally:
         for view in views.values():
-            view.stop_gateway()
+            view.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -206,16 +222,15 @@ def test_malformed_json_everywhere_is_an_openai_error_never_the_broken_body(stac
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "gateway"),
     [
-        EndpointFault(malformed_sse=True),
-        EndpointFault(no_done=True),
-        EndpointFault(cut_after_tokens=3),
+        (EndpointFault(malformed_sse=True), "strict-events"),
+        (EndpointFault(cut_after_tokens=3), "plain"),
     ],
-    ids=["malformed-sse-chunk", "no-done", "cut-mid-stream"],
+    ids=["malformed-sse-chunk-when-malformed-events-fail", "cut-mid-stream-without-rescue"],
 )
-def test_a_stream_broken_mid_answer_ends_with_an_in_band_error_and_no_done(stack, gateways, fault):
-    url = gateways("plain")
+def test_a_stream_broken_mid_answer_ends_with_an_in_band_error_and_no_done(stack, gateways, fault, gateway):
+    url = gateways(gateway)
     stack.set_endpoint_fault("model-0", fault)
     seen = stream(url)
     assert seen.status == 200
@@ -227,6 +242,22 @@ def test_a_stream_broken_mid_answer_ends_with_an_in_band_error_and_no_done(stack
     assert relayed and all("choices" in c for c in relayed)
     assert seen.content(), "the tokens before the break did reach the client"
     assert seen.ended < 3
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [EndpointFault(malformed_sse=True), EndpointFault(no_done=True)],
+    ids=["malformed-event", "no-done"],
+)
+def test_a_stream_with_a_malformed_event_or_no_done_is_still_a_whole_answer_by_default(
+    stack, gateways, fault
+):
+    url = gateways("plain")
+    stack.set_endpoint_fault("model-0", fault)
+    seen = stream(url)
+    assert seen.status == 200 and seen.done
+    assert judge("".join(seen.content())).integrity == "whole"  # the answer the endpoint sent, every word
+    assert all("choices" in c for c in seen.chunks())  # the malformed event was skipped, not relayed
 
 
 def test_a_stalled_stream_ends_with_an_in_band_error_within_the_idle_timeout(stack, gateways):

@@ -108,3 +108,23 @@ def test_per_phase_figures(tmp_path):
     assert slis["phases"]["faults"]["p99_ms"] == 80.0
     assert slis["phases"]["faults"]["requests"] == 200
     assert slis["phases"]["baseline"]["success_rps"] == pytest.approx(20.0)
+
+
+def test_a_model_whose_baseline_was_a_probe_or_two_has_no_share_to_recover():
+    """Found in `make bench`: a sequential plan's spare answered one health probe in the
+    baseline, so "90 % of its baseline share" was a target the gateway rightly never met again."""
+    import pandas as pd
+
+    from reports.rundata import FaultWindow, PhasePlan
+    from reports.sli import recovery_time
+
+    rows = {}
+    for second in range(30):
+        rows[second] = {("model-0", "ok"): 40.0, ("model-1", "ok"): 1.0 if second == 3 else 0.0}
+    counts = pd.DataFrame.from_dict(rows, orient="index")
+    counts.columns = pd.MultiIndex.from_tuples(counts.columns, names=["model", "outcome"])
+    plan = PhasePlan(warmup=1.0, baseline_end=5.0, faults_end=13.0, end=30.0)
+    window = FaultWindow(0, 5.0, 13.0, ("model-0", "model-1"), "endpoint")
+    seconds, basis = recovery_time(counts, plan, window, "model-1", horizon=30.0)
+    assert seconds == 0.0 and "no baseline share" in basis
+    assert recovery_time(counts, plan, window, "model-0", horizon=30.0)[0] == 0.0  # back at once

@@ -74,12 +74,40 @@ def test_judging_passes_fails_and_skips_with_reasons():
     assert "latency_overhead_p50" not in verdicts  # no control, no cross-variant verdicts
 
 
-def test_latency_overhead_on_too_few_samples_is_skipped_not_judged():
-    slis = {"latency_overhead_p50": 0.5, "baseline_samples": 50, "phases": {}, "faults": []}
+def _overhead_verdict(interval):
+    slis = {"latency_overhead_p50": 0.02, "phases": {}, "faults": [], "intervals": {}}
+    if interval is not None:
+        slis["intervals"]["latency_overhead_p50"] = interval
     (verdict,) = [
         v for v in judge(slis, targets(None), against_control=True) if v.sli == "latency_overhead_p50"
     ]
-    assert verdict.status == "skipped" and "50 baseline requests" in verdict.reason
+    return verdict
+
+
+def test_a_statistical_slo_is_judged_on_its_interval_and_says_when_it_cannot_tell():
+    assert _overhead_verdict([-0.01, 0.04]).status == "pass"
+    failed = _overhead_verdict([0.06, 0.2])
+    assert failed.status == "fail" and "95% interval 6% to 20%" in failed.reason
+    straddles = _overhead_verdict([-0.03, 0.09])
+    assert straddles.status == "inconclusive" and "straddles" in straddles.reason
+    assert straddles.interval == (-0.03, 0.09)
+    assert _overhead_verdict(None).status == "inconclusive"  # no samples to bound it: never a pass
+    assert _overhead_verdict([0.01, None]).status == "inconclusive"  # an unbounded side
+
+
+def test_a_29x_increase_on_160_samples_fails_instead_of_being_skipped(tmp_path):
+    import numpy as np
+
+    from reports.stats import ratio_interval
+
+    rng = np.random.default_rng(4)
+    base, faulted = rng.normal(30, 3, 160), rng.normal(30 * 29, 60, 160)
+    slis = {"fallback_latency_increase": 28.0, "phases": {}, "faults": [{"x": 1}]}
+    slis["intervals"] = {"fallback_latency_increase": list(ratio_interval(faulted, base, 95))}
+    (verdict,) = [
+        v for v in judge(slis, targets(None), against_control=False) if v.sli == "fallback_latency_increase"
+    ]
+    assert verdict.status == "fail"
 
 
 def test_a_fault_that_does_not_hurt_the_control_did_not_bite():
@@ -115,3 +143,11 @@ def test_a_breach_shows_as_a_failed_junit_case_with_measured_vs_target(tmp_path)
     suite = ET.parse(folder / "junit.xml").getroot()
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
     assert failed == ["recovery_time_s"]
+    # Passing cases carry their figures too, and every element its time (CI tools require it).
+    uptime = next(c for c in suite.iter("testcase") if c.get("name") == "uptime")
+    properties = {p.get("name"): p.get("value") for p in uptime.iter("property")}
+    assert properties["verdict"] == "pass" and properties["measured"] and properties["target"]
+    assert all(c.get("time") == "0" for c in suite.iter("testcase"))
+    planned = sum(report.results["phases"].values()) * len(report.results["variants"])
+    assert float(suite.find("testsuite").get("time")) == round(planned, 3) > 0
+    assert float(suite.get("time")) == float(suite.find("testsuite").get("time"))

@@ -26,7 +26,7 @@ def make_router(clock, tmp_path):
         clock=clock,
     )
     trail = AuditTrail(tmp_path / "audit.jsonl", wall_clock=lambda: 1700000000.0)
-    router.events.subscribe(trail)
+    trail.attach(router.events)
     return router, trail
 
 

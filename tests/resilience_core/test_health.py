@@ -79,3 +79,66 @@ def test_a_probe_that_hangs_fails_at_its_timeout_in_virtual_time(clock):
     )
     assert run_on(clock, lambda: checker.check("m")) is HealthStatus.UNHEALTHY
     assert clock.now() == pytest.approx(2.0)
+
+
+def test_an_unhealthy_model_is_probed_at_the_fast_pace_and_probes_are_spread_by_jitter(clock):
+    import random
+
+    failing = Scripted(clock, [RuntimeError("down")])
+    steady = Scripted(clock, ["ok"])
+    checker = HealthChecker(
+        {"down": lambda: failing(None), "up": lambda: steady(None)},
+        interval=30.0,
+        fast_interval=2.0,
+        jitter=0.1,
+        rng=random.Random(1),
+        clock=clock,
+        thresholds=HealthThresholds(unhealthy_after=1),
+    )
+
+    async def run_for_a_while():
+        checker.start()
+        await clock.sleep(61.0)
+        await checker.stop()
+
+    run_on(clock, run_for_a_while)
+    assert len(failing.calls) >= 25  # every ~2 s once it is unhealthy
+    assert 2 <= len(steady.calls) <= 3  # every ~30 s while healthy
+    gaps = [b - a for a, b in zip(steady.calls, steady.calls[1:], strict=False)]
+    assert all(27.0 <= gap <= 33.0 for gap in gaps) and any(gap != 30.0 for gap in gaps)
+
+
+def test_with_recover_after_one_good_probe_brings_a_model_back(clock):
+    probe = Scripted(clock, [RuntimeError("down"), RuntimeError("down"), RuntimeError("down"), "ok"])
+    checker = HealthChecker(
+        {"m": lambda: probe(None)},
+        clock=clock,
+        thresholds=HealthThresholds(unhealthy_after=2, recover_after=1, window=10),
+    )
+    for _ in range(3):
+        run_on(clock, checker.check_all)
+    assert checker.status("m") is HealthStatus.UNHEALTHY
+    run_on(clock, checker.check_all)
+    assert checker.status("m") is HealthStatus.HEALTHY  # not after five more good probes
+
+
+def test_a_paused_model_gets_no_probe_until_it_is_unpaused(clock):
+    """An operator's isolate means no traffic at all, probes included."""
+    probe = Scripted(clock, ["ok"])
+    paused = {"m": False}
+    checker = HealthChecker(
+        {"m": lambda: probe(None)}, interval=10.0, clock=clock, paused=lambda model: paused[model]
+    )
+
+    async def isolate_then_restore():
+        checker.start()
+        await clock.sleep(15.0)  # probed at 0 and 10
+        paused["m"] = True
+        await clock.sleep(30.0)  # turns at 20, 30, 40 skipped
+        paused["m"] = False
+        await clock.sleep(10.0)  # probed again at 50
+        await checker.stop()
+
+    run_on(clock, isolate_then_restore)
+    assert probe.calls == pytest.approx([0.0, 10.0, 50.0])
+    assert checker.status("m") is HealthStatus.HEALTHY

@@ -58,7 +58,7 @@ def test_breaker_closing_after_probes_starts_restoration_and_a_failure_reopens(c
         emit=events.emit,
     )
     recovery = AutoRecovery(breaker, RestorationConfig(hold=10.0), emit=events.emit)
-    events.subscribe(recovery.on_event)
+    events.subscribe(recovery.on_event, kinds=(CircuitStateChanged,))
     upstream = Scripted(clock, [error(503), error(503), "ok", error(503)])
     pipeline = Pipeline(recovery, CircuitBreakerPolicy(breaker))
 
@@ -82,7 +82,7 @@ def test_a_stream_cut_during_restoration_reopens_as_a_late_failure(clock):
     config = CircuitBreakerConfig(consecutive_failures=2, wait_duration=5.0, half_open_probes=1)
     breaker = CircuitBreaker("m", config, emit=events.emit)
     recovery = AutoRecovery(breaker, RestorationConfig(hold=10.0), emit=events.emit)
-    events.subscribe(recovery.on_event)
+    events.subscribe(recovery.on_event, kinds=(CircuitStateChanged,))
     seen: list = []
     events.subscribe(seen.append)
     stream = _Started()

@@ -207,7 +207,7 @@ def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path, window):
     )
     transitions = recorded(router)
     trail = AuditTrail(tmp_path / "audit.jsonl")
-    router.events.subscribe(trail)
+    trail.attach(router.events)
 
     async def arrive(i):
         await clock.sleep(rng.random() * 0.1)  # spread so breakers trip and close again

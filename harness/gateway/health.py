@@ -1,0 +1,125 @@
+"""Active health checks: each group's models probed with a one-token chat request on the
+core's `HealthChecker` (jittered, faster while a model is unhealthy or its circuit is open), so
+an idle fallback's death is found before a user request needs it. A change is told to the
+router (an unhealthy model is tried only after the healthy ones), the audit trail, the
+dashboard's feed, the log, and an optional webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from harness.gateway.config import HealthPolicy
+from harness.gateway.upstream import Upstream
+from resilience_core import (
+    CircuitState,
+    Clock,
+    EventBus,
+    HealthChanged,
+    HealthChecker,
+    HealthStatus,
+    HealthThresholds,
+    LoopClock,
+    ModelRouter,
+)
+
+log = logging.getLogger("harness.gateway.health")
+
+PROBE = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "stream": False}
+
+
+class GroupHealth:
+    """The health checks of one group's models."""
+
+    def __init__(
+        self,
+        router: ModelRouter,
+        upstreams: dict[str, Upstream],
+        policy: HealthPolicy,
+        session: aiohttp.ClientSession | None,
+        record: Callable[[HealthChanged], None],
+        first_after: float | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.router = router
+        self.policy = policy
+        self.session = session
+        self.record = record
+        self.events = EventBus()
+        self.checker = HealthChecker(
+            {label: self._probe(label, upstream) for label, upstream in upstreams.items()},
+            interval=policy.interval,
+            fast_interval=policy.unhealthy_interval,
+            jitter=policy.jitter,
+            thresholds=HealthThresholds(probe_timeout=policy.timeout, unhealthy_after=2, recover_after=1),
+            events=self.events,
+            urgent=self._circuit_open,
+            paused=self._isolated,
+            first_after=first_after,
+            clock=clock if clock is not None else LoopClock(),
+            rng=rng,
+        )
+        self.events.subscribe(self._changed, kinds=(HealthChanged,))
+        self._posts: set[asyncio.Task[None]] = set()
+
+    def _probe(self, label: str, upstream: Upstream) -> Callable[[], Any]:
+        metrics = self.router.models[label].metrics
+
+        clock = self.router.clock
+
+        async def probe() -> None:
+            started = clock.now()
+            await upstream(PROBE)  # raises on any failure: the checker counts it
+            metrics.probed(clock.now() - started)
+
+        return probe
+
+    def _isolated(self, label: str) -> bool:
+        """An operator isolated it: not even a probe goes there until it is restored."""
+        return self.router.models[label].breaker.state is CircuitState.ISOLATED
+
+    def _circuit_open(self, label: str) -> bool:
+        return self.router.models[label].breaker.state is not CircuitState.CLOSED
+
+    def _changed(self, change: HealthChanged) -> None:
+        assert change.model is not None
+        self.router.set_health(change.model, change.to_state != HealthStatus.UNHEALTHY)
+        self.record(change)
+        log.warning(
+            "health: %s %s -> %s (%s)", change.model, change.from_state, change.to_state, change.reason
+        )
+        if self.policy.webhook and self.session is not None:
+            task = asyncio.get_running_loop().create_task(self._post(change))
+            self._posts.add(task)
+            task.add_done_callback(self._posts.discard)
+
+    async def _post(self, change: HealthChanged) -> None:
+        body = {
+            "model": change.model,
+            "from": change.from_state,
+            "to": change.to_state,
+            "reason": change.reason,
+        }
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+            async with self.session.post(
+                str(self.policy.webhook), json=body, timeout=aiohttp.ClientTimeout(total=5)
+            ):
+                pass
+
+    def start(self) -> None:
+        self.checker.start()
+
+    async def stop(self) -> None:
+        await self.checker.stop()
+        for task in list(self._posts):
+            task.cancel()
+
+    def statuses(self) -> dict[str, str]:
+        return {model: status.value for model, status in self.checker.statuses().items()}

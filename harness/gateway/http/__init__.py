@@ -1,0 +1,1 @@
+"""The gateway's HTTP surface: OpenAI-compatible handlers, the stream relay, error mapping."""

@@ -1,0 +1,54 @@
+"""Another gateway's own config file, pointing at a running stack's proxies (`up --emit`), so a
+user runs their gateway against our faults in one step. Settings follow each gateway's docs for a
+priority-ordered pool; every choice is commented in the file, to be tuned like any config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+LITELLM_HEADER = """\
+# LiteLLM proxy config for the chaos-harness stack (written by `chaos-harness up --emit litellm`).
+# Start it with `litellm --config THIS_FILE --port 4000`, then run scenarios against it:
+#   chaos-harness run SCENARIO --stack STACK_JSON --target http://127.0.0.1:4000 --no-control
+# One model group, `{group}`, with one deployment per simulated model in priority order (`order`:
+# lower first), each through its Toxiproxy proxy. The router retries twice, cools a deployment
+# down for 5 s after one failed call in a minute, and gives a call 30 s (a stream 10 s to start).
+"""
+
+
+def litellm(described: dict[str, Any], group: str = "chat") -> str:
+    """LiteLLM's proxy `config.yaml` (model_list, router_settings) for the stack in `described`
+    (a stack.json)."""
+    deployments = [
+        {
+            "model_name": group,
+            "litellm_params": {
+                "model": f"openai/{model}",
+                "api_base": described["base_urls"][model],
+                "api_key": "unused",
+                "order": rank,
+                "timeout": 30,
+                "stream_timeout": 10,
+            },
+        }
+        for rank, model in enumerate(described["models"], start=1)
+    ]
+    config = {
+        "model_list": deployments,
+        "router_settings": {
+            "num_retries": 2,
+            "allowed_fails": 1,
+            "cooldown_time": 5,
+            "timeout": 30,
+        },
+        "litellm_settings": {"drop_params": True, "request_timeout": 30},
+    }
+    return LITELLM_HEADER.format(group=group) + yaml.safe_dump(config, sort_keys=False)
+
+
+EMITTERS: dict[str, Callable[[dict[str, Any]], str]] = {"litellm": litellm}
+"""Bifrost and Portkey are not written yet: their configs name one base URL per provider, and
+how a pool of same-named OpenAI-compatible upstreams is best expressed there is not settled."""
