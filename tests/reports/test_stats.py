@@ -42,6 +42,14 @@ def test_cpu_per_request_interval_over_per_second_samples():
     assert ratio_of_sums_interval([(1.0, 1.0)], theirs) is None
 
 
+def test_a_cpu_ratio_over_a_few_seconds_gets_no_interval_however_steady_it_looks():
+    """Five steady seconds each (a CI run on 2026-12-01: +41 %, "interval" +29 % to +74 %) are one window
+    of a shared host per variant, not five independent samples: shown, not judged."""
+    ours, theirs = [(0.16, 60.0)] * 5, [(0.11, 60.0)] * 5
+    assert ratio_of_sums_interval(ours, theirs) is None
+    assert ratio_of_sums_interval(ours * 4, theirs * 4) is not None
+
+
 def test_a_ratio_of_tail_percentiles_is_open_where_the_samples_cannot_bound_them():
     """240 samples cannot bound a p99 from above: one slow second in the numerator's run must
     not read as a measured overhead (it did: +29 %, "interval +7 % to +68 %", a failed gate)."""
