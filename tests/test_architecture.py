@@ -38,7 +38,15 @@ ALLOWED: dict[str, set[str]] = {
         "run",
         "reports",
     },
-    "conformance": {"endpoints", "gateway.launch", "load.integrity", "load.reading", "run.sut", "stack"},
+    "conformance": {
+        "endpoints",
+        "gateway.launch",
+        "load.integrity",
+        "load.reading",
+        "run.sut",
+        "run.target_command",
+        "stack",
+    },
     "cli": {
         "conformance",
         "run",

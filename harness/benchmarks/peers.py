@@ -1,10 +1,11 @@
 """Our gateway and LiteLLM on the same scenarios, one scorecard: `make bench-peers`.
 
 LiteLLM is installed, pinned, into a venv of its own (`.peers/litellm`, its dependencies never
-meet ours) and started per scenario from the config `chaos-harness up --emit litellm` writes,
-against a stack of its own with the scenario's models, seed and latency: the same faults on the
-same timeline as our gateway's run. The scorecard (systems x scenarios: verdict, uptime, impact,
-recovery, p99 in faults, CPU where measured) goes to docs/benchmarks/peers.md and the README.
+meet ours) and started per scenario the way `chaos-harness run --target-cmd` starts any gateway:
+from the config `up --emit litellm` writes, against a stack of its own with the scenario's models,
+seed and latency, so it meets the same faults on the same timeline as our gateway's run. The
+scorecard (systems x scenarios: verdict, uptime, impact, recovery, p99 in faults, CPU where
+measured) goes to docs/benchmarks/peers.md and the README.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-
-import requests
+from typing import Any
 
 from harness.benchmarks.combine import main as combine_main
 from harness.benchmarks.readme import bench_command, publish
+from harness.conformance import load as load_catalogue
+from harness.conformance import run_conformance
 from harness.run import Runner
+from harness.run.target_command import TargetCommand
 from harness.scenario import Scenario, load_scenario, scenario_files
-from harness.stack import EnvironmentProblem, start_stack
-from harness.stack.peer_configs import litellm as litellm_config
-from harness.stack.processes import Child, free_port, raise_on_sigterm, wait_until
+from harness.stack import EnvironmentProblem
+from harness.stack.processes import raise_on_sigterm
 from reports.scorecard import cells, markdown
 
 LITELLM = "litellm[proxy]==1.80.5"
@@ -54,38 +55,39 @@ def ensure_litellm(venv: Path) -> Path:
     return command
 
 
-def run_litellm(command: Path, scenario: Scenario, out: Path, folder: Path) -> Path:
-    """One scenario against LiteLLM on a stack of its own; the run folder."""
-    latency = scenario.models.latency.to_model()
-    stack = start_stack(scenario.models.count, folder / "stack", latency=latency, seed=scenario.seed)
-    child = None
-    try:
-        described = {**stack.describe(), "seed": scenario.seed, "latency": asdict(latency)}
-        stack_file = folder / "stack.json"
-        stack_file.write_text(json.dumps(described, indent=2), encoding="utf-8")
-        config = folder / "litellm.yaml"
-        config.write_text(litellm_config(described, scenario.system_under_test.model), encoding="utf-8")
-        port = free_port()
-        argv = [str(command), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-        child = Child("litellm", argv, folder / "litellm.log", env=LITELLM_ENV)
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _alive(url), timeout=180, child=child, what="listening")
-        result = Runner(out, progress=lambda line: None).run(
-            scenario, target=url, control=False, attach=stack_file, target_pid=child.pid
-        )
-        assert result.report is not None
-        return result.report.html.parent
-    finally:
-        if child is not None:
-            child.stop(timeout=15)
-        stack.stop()
+def litellm_command(command: Path) -> TargetCommand:
+    """LiteLLM's proxy as `--target-cmd` starts it: from the config written for each stack."""
+    return TargetCommand(f"{command} --config {{litellm}} --host 127.0.0.1 --port {{port}}", env=LITELLM_ENV)
 
 
-def _alive(url: str) -> bool:
-    return requests.get(f"{url}/health/liveliness", timeout=2).status_code == 200
+def run_litellm(command: Path, scenario: Scenario, out: Path) -> Path:
+    """One scenario against LiteLLM, started on a stack of its own (`run --target-cmd`); the
+    run folder."""
+    target = litellm_command(command)
+    result = Runner(out, progress=lambda line: None).run(scenario, control=False, target_command=target)
+    assert result.report is not None
+    return result.report.html.parent
 
 
-def render(table: str, command: str, time_scale: float, suite: Path, seconds: float) -> str:
+def conformance_table(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """The conformance suite, case by case, for both systems."""
+    lines = [
+        "| case | name | resilient | litellm |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mine, peer in zip(ours["cases"], theirs["cases"], strict=True):
+        cell = [f"{c['verdict']} ({c['elapsed']:.1f} s)" for c in (mine, peer)]
+        lines.append(f"| {mine['case']} | {mine['name']} | {cell[0]} | {cell[1]} |")
+    totals = [
+        f"**{r['counts']['pass']} pass**, {r['counts']['partial']} partial, {r['counts']['safe']} safe, "
+        f"{r['counts']['fail']} fail in {r['run_seconds']} s"
+        for r in (ours, theirs)
+    ]
+    lines.append(f"| all | | {totals[0]} | {totals[1]} |")
+    return "\n".join(lines)
+
+
+def render(table: str, conformance: str, command: str, time_scale: float, suite: Path, seconds: float) -> str:
     return "\n".join(
         [
             "## Our gateway beside LiteLLM",
@@ -96,9 +98,15 @@ def render(table: str, command: str, time_scale: float, suite: Path, seconds: fl
             f"{LITELLM.split('==')[1]} started from `chaos-harness up --emit litellm` (two retries, "
             f"a 5 s cooldown after one failed call), each scenario on a stack of its own with the "
             f"same faults on the same timeline. CPU is each gateway's process (and its children), "
-            f"LiteLLM's through `--target-pid`.",
+            f"LiteLLM started and measured by `run --target-cmd`.",
             "",
             "\n".join(line for line in table.splitlines() if not line.startswith("# ")).strip(),
+            "",
+            "The conformance suite (`chaos-harness conformance`, profile `full`), LiteLLM started by "
+            "`conformance --target-cmd` from a config that routes every case's model to the primary "
+            "and `fb-ok` to the secondary, the fallback named per request as the catalogue sends it:",
+            "",
+            conformance,
             "",
         ]
     )
@@ -131,14 +139,33 @@ def main(argv: list[str] | None = None) -> int:
         assert result.report is not None
         folders.append(result.report.html.parent)
         print(f"ours     {scenario.name:<24} {'PASS' if result.report.passed else 'FAIL'}", flush=True)
-        with tempfile.TemporaryDirectory(prefix="peer-") as tmp:
-            folder = run_litellm(litellm, scenario.scaled(), args.runs / "litellm", Path(tmp))
+        folder = run_litellm(litellm, scenario, args.runs / "litellm")
         folders.append(folder)
         passed = json.loads((folder / "results.json").read_text())["passed"]
         print(f"litellm  {scenario.name:<24} {'PASS' if passed else 'FAIL'}", flush=True)
+    catalogue = load_catalogue("full")
+    quiet = lambda line: None  # noqa: E731
+    conformance = [
+        run_conformance(catalogue, args.runs / "conformance" / "ours", progress=quiet),
+        run_conformance(
+            catalogue,
+            args.runs / "conformance" / "litellm",
+            target_command=litellm_command(litellm),
+            progress=quiet,
+        ),
+    ]
+    for system, result in zip(("ours", "litellm"), conformance, strict=True):
+        print(f"{system:<8} conformance: {result['counts']['pass']}/{len(result['cases'])} pass", flush=True)
     found = cells(folders, {"external": "litellm"})
-    text = render(markdown(found), command, args.time_scale, args.suite, time.monotonic() - started)
-    data = {"litellm": LITELLM, "time_scale": args.time_scale, "cells": [asdict(c) for c in found]}
+    table = conformance_table(*conformance)
+    seconds = time.monotonic() - started
+    text = render(markdown(found), table, command, args.time_scale, args.suite, seconds)
+    data = {
+        "litellm": LITELLM,
+        "time_scale": args.time_scale,
+        "cells": [asdict(c) for c in found],
+        "conformance": {"resilient": conformance[0], "litellm": conformance[1]},
+    }
     publish(text, data, args.out, args.readme, "peers")
     combine_main([])  # docs/benchmarks.md shows every part
     return 0

@@ -18,12 +18,21 @@ from harness.cli.errors import fail
     default=None,
     help="Judge this OpenAI-compatible base URL instead of our gateway.",
 )
+@click.option(
+    "--target-cmd",
+    default=None,
+    metavar="COMMAND",
+    help="Start this gateway on the suite's endpoints and stop it after: {port} (the target is "
+    "http://127.0.0.1:{port}), {stack} (stack.json) and {litellm} (a LiteLLM config for the "
+    "suite's models) are filled in.",
+)
 @click.option("--profile", type=click.Choice(["full", "fast"]), default="full", show_default=True)
 @click.option("--only", default="", help="Comma-separated case ids (S01,S08).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/conformance"), show_default=True)
-def conformance(target_url: str | None, profile: str, only: str, out: Path) -> None:
+def conformance(target_url: str | None, target_cmd: str | None, profile: str, only: str, out: Path) -> None:
     """Run the conformance suite; exit 1 unless every case passes."""
     from harness.conformance import load, run_conformance
+    from harness.run.target_command import TargetCommand, TargetCommandError
     from harness.stack import EnvironmentProblem
     from harness.stack.processes import raise_on_sigterm
 
@@ -32,8 +41,20 @@ def conformance(target_url: str | None, profile: str, only: str, out: Path) -> N
     catalogue = load(profile, only=cases)
     if cases and len(catalogue.cases) != len(cases):
         fail(f"--only: unknown case among {', '.join(cases)} (S01 to S16)")
+    command = None
+    if target_cmd is not None:
+        try:
+            command = TargetCommand(target_cmd, url=target_url)
+        except TargetCommandError as exc:
+            fail(str(exc))
     try:
-        results = run_conformance(catalogue, out, target=target_url, progress=lambda line: click.echo(line))
+        results = run_conformance(
+            catalogue,
+            out,
+            target=None if command is not None else target_url,
+            target_command=command,
+            progress=lambda line: click.echo(line),
+        )
     except EnvironmentProblem as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -33,6 +33,14 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             help="With --target: the external gateway's process; its CPU (children included) is measured.",
         ),
+        click.option(
+            "--target-cmd",
+            default=None,
+            metavar="COMMAND",
+            help="Start this gateway for each scenario, on that scenario's own stack, and stop it after: "
+            "{port} (the target is http://127.0.0.1:{port}), {stack} (stack.json) and {litellm} (a LiteLLM "
+            "config for the stack) are filled in. Its CPU is measured.",
+        ),
         click.option("--seed", type=int, default=None),
         click.option("--no-control", is_flag=True, help="Skip the passthrough control run."),
         click.option(
@@ -83,9 +91,11 @@ def run_scenarios(
     backend: str,
     sim: bool = False,
     target_pid: int | None = None,
+    target_cmd: str | None = None,
 ) -> list[Report]:
     """Run every scenario of `target`, print progress, summaries and verdicts; exit 2 on bad input."""
     from harness.run import Runner, format_summary, main_progress
+    from harness.run.target_command import TargetCommand, TargetCommandError
     from harness.scenario import ScenarioError, load_scenario, scenario_files
     from harness.stack import EnvironmentProblem
     from reports.markdown import text_table
@@ -102,8 +112,18 @@ def run_scenarios(
         fail("--target-pid names the process behind --target: give --target too")
     if target_pid is not None and not Path(f"/proc/{target_pid}").exists():
         fail(f"--target-pid {target_pid}: no such process")
+    command = None
+    if target_cmd is not None:
+        for name, given in (("--stack", stack_file), ("--target-pid", target_pid)):
+            if given is not None:
+                fail(f"--target-cmd starts its own gateway on each scenario's own stack: drop {name}")
+        try:
+            command = TargetCommand(target_cmd, url=target_url)
+        except TargetCommandError as exc:
+            fail(str(exc))
     if sim:
-        given = [name for name, on in (("--target", target_url), ("--stack", stack_file)) if on]
+        named = (("--target", target_url), ("--stack", stack_file), ("--target-cmd", target_cmd))
+        given = [name for name, on in named if on]
         given += ["--workers"] if workers else []
         given += ["--backend docker"] if backend != "local" else []
         if given or any(s.system_under_test.kind == "external" for s in scenarios):
@@ -131,11 +151,12 @@ def run_scenarios(
             else:
                 result = runner.run(
                     scenario,
-                    target=target_url,
+                    target=None if command is not None else target_url,
                     control=not no_control,
                     attach=stack_file,
                     mode=mode,
                     target_pid=target_pid,
+                    target_command=command,
                 )
             click.echo(format_summary(result))
             assert result.report is not None

@@ -79,7 +79,7 @@ def up(
         if emit is not None:
             peer, path = emit
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(EMITTERS[peer](described), encoding="utf-8")
+            path.write_text(EMITTERS[peer](described, GROUP), encoding="utf-8")
             click.echo(f"{peer} config: {path}")
         click.echo(f"{count} simulated model(s), seed {chosen_seed}; OpenAI base URLs through Toxiproxy:")
         for model in stack.models:

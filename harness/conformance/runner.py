@@ -20,7 +20,9 @@ from harness.endpoints.model import EndpointFault, LatencyModel
 from harness.gateway.launch import LOOPBACK
 from harness.load.reading import read_completion, read_stream
 from harness.run.sut import GatewayProcess
-from harness.stack import Stack, start_stack
+from harness.run.target_command import StartedTarget, TargetCommand
+from harness.stack import EnvironmentProblem, Stack, start_stack
+from harness.stack.peer_configs import litellm_routes
 
 PROMPT = (
     "Explain in exactly sixty words why a gateway earns trust only when the provider behind it misbehaves."
@@ -183,11 +185,32 @@ class Conformance:
         return verdicts
 
 
+def peer_config(catalogue: Catalogue, described: dict[str, Any]) -> Callable[[str], str]:
+    """Another gateway's config for the catalogue (`--target-cmd ... {litellm}`): each case's
+    model on the primary, the fallback model on the secondary; the fallback itself is named per
+    request (`fallbacks`), as the catalogue sends it."""
+
+    def config(name: str) -> str:
+        if name != "litellm":
+            raise EnvironmentProblem(f"no {name} config for the conformance suite (litellm only)")
+        primary, secondary = (described["base_urls"][m] for m in (PRIMARY, SECONDARY))
+        routes = [(model, model, primary) for model in sorted({c.model for c in catalogue.cases})]
+        return litellm_routes([*routes, (FALLBACK, FALLBACK, secondary)])
+
+    return config
+
+
 def run_conformance(
-    catalogue: Catalogue, folder: Path, *, target: str | None = None, progress: Callable[[str], None] = print
+    catalogue: Catalogue,
+    folder: Path,
+    *,
+    target: str | None = None,
+    target_command: TargetCommand | None = None,
+    progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Start the endpoints (and our gateway unless `target` names another system), run every
-    case, and write `conformance.json` and `conformance.md` into `folder`."""
+    """Start the endpoints (and our gateway unless `target` names another system, or
+    `target_command` starts one on these endpoints), run every case, and write
+    `conformance.json` and `conformance.md` into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     interval = catalogue.timing["token_interval"]
     latency = LatencyModel(
@@ -199,10 +222,15 @@ def run_conformance(
         token_rate_jitter=0.0,
     )
     stack = start_stack(2, folder / "stack", latency=latency)
-    gateway = None
+    gateway: GatewayProcess | StartedTarget | None = None
     try:
-        (folder / "stack.json").write_text(json.dumps(stack.describe(), indent=2), encoding="utf-8")
-        if target is None:
+        described = stack.describe()
+        (folder / "stack.json").write_text(json.dumps(described, indent=2), encoding="utf-8")
+        if target_command is not None:
+            progress(f"starting: {target_command.line}")
+            gateway = target_command.start(described, folder / "target", peer_config(catalogue, described))
+            target = gateway.url
+        elif target is None:
             gateway = GatewayProcess.start(
                 {**gateway_config(stack), "audit_path": str(folder / "audit.jsonl")}, folder
             )
@@ -214,7 +242,8 @@ def run_conformance(
         if gateway is not None:
             gateway.stop()
         stack.stop()
-    results = summarize(verdicts, total, catalogue.profile, target or "our gateway (default config)")
+    system = target_command.line if target_command is not None else target
+    results = summarize(verdicts, total, catalogue.profile, system or "our gateway (default config)")
     (folder / "conformance.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     (folder / "conformance.md").write_text(render(results), encoding="utf-8")
     return results

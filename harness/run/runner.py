@@ -21,9 +21,11 @@ import yaml
 from harness.gateway.admin.auth import resolve_token, shown_token
 from harness.run.meta import versions
 from harness.run.sut import GatewayProcess
+from harness.run.target_command import StartedTarget, TargetCommand
 from harness.run.variant import Context, Variant, VariantResult, run_variant
 from harness.scenario import Scenario
 from harness.stack import EnvironmentProblem, Stack, start_stack
+from harness.stack.peer_configs import EMITTERS
 from harness.stack.processes import free_port, port_is_free, raise_on_sigterm, reachable
 from reports import NOT_JUDGED, Report, build
 from reports.markdown import format_phases
@@ -66,8 +68,13 @@ class Runner:
         attach: Path | None = None,
         mode: str = "resilient",
         target_pid: int | None = None,
+        target_command: TargetCommand | None = None,
     ) -> RunResult:
+        """`target_command` starts the system under test on this scenario's own stack and stops
+        it at the end (`run --target-cmd`); `target` and `attach` are then not given."""
         scenario = scenario.scaled()
+        if target_command is not None and (target is not None or attach is not None):
+            raise ValueError("a target command brings its own target on the run's own stack")
         sut = scenario.system_under_test
         if target is None and sut.kind == "external":
             target = sut.base_url
@@ -82,15 +89,27 @@ class Runner:
         )
         raise_on_sigterm()
         stack = self._stack(scenario, folder, attach)
-        plan = [Variant(mode, mode)] if target is None else [Variant("external", None, target, target_pid)]
-        if control and target is None:
-            plan.append(Variant("control", "passthrough"))
+        started: StartedTarget | None = None
         done: list[VariantResult] = []
         try:
             if attach is None:
                 (folder / "stack" / "stack.json").write_text(
                     json.dumps(stack.describe(), indent=2), encoding="utf-8"
                 )
+            if target_command is not None:
+                latency = asdict(scenario.models.latency.to_model())
+                described = {**stack.describe(), "seed": scenario.seed, "latency": latency}
+                self.progress(f"[external] starting: {target_command.line}")
+                group = scenario.system_under_test.model
+                started = target_command.start(
+                    described, folder / "target", lambda name: EMITTERS[name](described, group)
+                )
+                target, target_pid = started.url, started.child.pid
+            plan = [Variant(mode, mode)]
+            if target is not None:
+                plan = [Variant("external", None, target, target_pid)]
+            elif control:
+                plan.append(Variant("control", "passthrough"))
             context = Context(
                 stack, versions(stack), self.token, self.workers, self.progress, self._start_gateway
             )
@@ -100,6 +119,8 @@ class Runner:
             (folder / NOT_JUDGED).write_text(json.dumps({"reason": str(exc)}), encoding="utf-8")
             raise
         finally:
+            if started is not None:
+                started.stop()
             stack.stop()
         result = RunResult(run_id, folder, done)
         result.report = build(folder)

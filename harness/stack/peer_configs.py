@@ -21,21 +21,27 @@ LITELLM_HEADER = """\
 
 def litellm(described: dict[str, Any], group: str = "chat") -> str:
     """LiteLLM's proxy `config.yaml` (model_list, router_settings) for the stack in `described`
-    (a stack.json)."""
-    deployments = [
-        {
-            "model_name": group,
-            "litellm_params": {
-                "model": f"openai/{model}",
-                "api_base": described["base_urls"][model],
-                "api_key": "unused",
-                "order": rank,
-                "timeout": 30,
-                "stream_timeout": 10,
-            },
+    (a stack.json): one group `group`, one deployment per simulated model in priority order."""
+    routes = [(group, model, described["base_urls"][model]) for model in described["models"]]
+    return LITELLM_HEADER.format(group=group) + litellm_routes(routes)
+
+
+def litellm_routes(routes: list[tuple[str, str, str]]) -> str:
+    """LiteLLM's config for `routes` (name clients ask for, model name upstream, base URL), each
+    name's deployments in the order given."""
+    ranks: dict[str, int] = {}
+    deployments = []
+    for name, upstream, base_url in routes:
+        ranks[name] = ranks.get(name, 0) + 1
+        params = {
+            "model": f"openai/{upstream}",
+            "api_base": base_url,
+            "api_key": "unused",
+            "order": ranks[name],
+            "timeout": 30,
+            "stream_timeout": 10,
         }
-        for rank, model in enumerate(described["models"], start=1)
-    ]
+        deployments.append({"model_name": name, "litellm_params": params})
     config = {
         "model_list": deployments,
         "router_settings": {
@@ -46,9 +52,10 @@ def litellm(described: dict[str, Any], group: str = "chat") -> str:
         },
         "litellm_settings": {"drop_params": True, "request_timeout": 30},
     }
-    return LITELLM_HEADER.format(group=group) + yaml.safe_dump(config, sort_keys=False)
+    return yaml.safe_dump(config, sort_keys=False)
 
 
-EMITTERS: dict[str, Callable[[dict[str, Any]], str]] = {"litellm": litellm}
-"""Bifrost and Portkey are not written yet: their configs name one base URL per provider, and
-how a pool of same-named OpenAI-compatible upstreams is best expressed there is not settled."""
+EMITTERS: dict[str, Callable[[dict[str, Any], str], str]] = {"litellm": litellm}
+"""Each takes a stack.json's content and the model name clients ask for. Bifrost and Portkey
+are not written yet: their configs name one base URL per provider, and how a pool of
+same-named OpenAI-compatible upstreams is best expressed there is not settled."""

@@ -3,7 +3,8 @@ it gets; `dishonest` does what LiteLLM 1.80.5 was seen doing: when the upstream 
 appends its own `finish_reason: "stop"` chunk and `[DONE]`, so the cut answer looks complete.
 
 Run: `python -m tests.integration.front --upstream http://127.0.0.1:PORT/v1 --mode dishonest
---ready-file F` (writes {"url": ...} once listening).
+--ready-file F` (writes {"url": ..., "pid": ...} once listening), or with `--stack STACK_JSON
+--port N` the way `run --target-cmd` starts a gateway.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import aiohttp
@@ -39,28 +41,35 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def serve(upstream: str, model: str, mode: str, ready: Path) -> None:
+async def serve(upstream: str, model: str, mode: str, port: int, ready: Path | None) -> None:
     app = web.Application()
     app["upstream"], app["model"], app["mode"] = upstream.rstrip("/"), model, mode
     app["session"] = aiohttp.ClientSession()
     app.router.add_post("/v1/chat/completions", chat)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    ready.write_text(json.dumps({"url": f"http://127.0.0.1:{port}"}))  # noqa: ASYNC240 (once, at start)
+    if ready is not None:
+        told = {"url": f"http://127.0.0.1:{port}", "pid": os.getpid()}
+        ready.write_text(json.dumps(told))  # noqa: ASYNC240 (once, at start)
     await asyncio.Event().wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--upstream", help="the model's OpenAI base URL")
+    parser.add_argument("--stack", type=Path, help="or a stack.json, for the model's base URL")
     parser.add_argument("--model", default="model-0")
     parser.add_argument("--mode", choices=["honest", "dishonest"], required=True)
-    parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ready-file", type=Path)
     args = parser.parse_args()
-    asyncio.run(serve(args.upstream, args.model, args.mode, args.ready_file))
+    upstream = args.upstream
+    if args.stack is not None:
+        upstream = json.loads(args.stack.read_text())["base_urls"][args.model]
+    asyncio.run(serve(upstream, args.model, args.mode, args.port, args.ready_file))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ exercised" and does not pass."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,3 +139,52 @@ def test_a_fault_the_system_under_test_never_met_is_not_exercised_and_does_not_p
     row = results["variants"]["resilient"]["faults"][0]
     assert row["recovery_time_s"] is None and row["recovery_basis"] == "n/a: not exercised"
     assert "NOT exercised" in (out / next(out.iterdir()).name / "summary.md").read_text()
+
+
+def test_a_target_command_gets_a_stack_of_its_own_is_judged_measured_and_stopped(tmp_path):
+    """`--target-cmd`: the harness starts someone else's gateway (the dishonest front) on the
+    scenario's own stack, judges it from ground truth, measures its CPU, and stops it."""
+    scenario = tmp_path / "cut.yaml"
+    scenario.write_text(CUT_STREAMS)
+    out = tmp_path / "runs"
+    told = tmp_path / "front.json"
+    command = (
+        f"{sys.executable} -m tests.integration.front --stack {{stack}} --port {{port}} "
+        f"--mode dishonest --ready-file {told}"
+    )
+    result = harness("run", str(scenario), "--target-cmd", command, "--no-control", "--out", str(out))
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    slis = results_of(out)["variants"]["external"]["slis"]
+    assert slis["truncated_successes"] > 10
+    assert slis["cpu_s_per_1000"] is not None and slis["cpu_s_per_1000"] > 0
+    front = json.loads(told.read_text())
+    assert not Path(f"/proc/{front['pid']}").exists(), "the front outlived its run"
+    (run_folder,) = out.iterdir()
+    stack_file = json.loads((run_folder / "target" / "stack.json").read_text())
+    assert front["url"].startswith("http://127.0.0.1:") and stack_file["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--target-cmd", "front --port 1 {nope}"], "unknown placeholder {nope}"),
+        (["--target-cmd", "front --port 8000"], "put {port} where"),
+        (["--target-cmd", "front {port}", "--stack", "stack.json"], "drop --stack"),
+        (["--target-cmd", "front {port}", "--sim"], "--target-cmd cannot be simulated"),
+    ],
+)
+def test_a_target_command_that_cannot_run_is_refused_with_exit_2(tmp_path, extra, says):
+    scenario = tmp_path / "cut.yaml"
+    scenario.write_text(CUT_STREAMS)
+    (tmp_path / "stack.json").write_text("{}")
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(scenario), *extra, "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert says in result.stderr
+    assert not (tmp_path / "runs").exists()
