@@ -62,3 +62,34 @@ def test_a_ratio_of_tail_percentiles_is_open_where_the_samples_cannot_bound_them
     assert bigger is not None and all(math.isfinite(end) for end in bigger)
     slow = ratio_interval(rng.normal(1160, 50, 160), rng.normal(40, 4, 160), 95)
     assert slow is not None and slow[0] > 20  # a 29x increase on 160 samples is still a clear fail
+
+
+def test_latency_overheads_are_judged_only_on_baselines_long_enough_to_average_out_the_host():
+    """Variants run one after the other, so a busy neighbour shifts one whole baseline: a
+    4-second one gets its figure, not an interval; a 30-second one gets both."""
+    from reports.sli import overheads
+
+    rng = np.random.default_rng(3)
+
+    def variant(seconds: float, scale: float) -> dict:
+        samples = rng.normal(100 * scale, 5, int(40 * seconds))
+        baseline = {
+            "requests": len(samples),
+            "rps": 40.0,
+            "p50_ms": float(np.median(samples)),
+            "p99_ms": 130.0,
+        }
+        return {
+            "phases": {"baseline": baseline},
+            "_latency_samples": {"baseline": samples},
+            "_cpu_samples": [],
+            "requests": len(samples),
+        }
+
+    short = variant(4, 1.27), variant(4, 1.0)
+    overheads(*short)
+    assert "latency_overhead_p50" not in short[0]["intervals"]
+    long = variant(30, 1.27), variant(30, 1.0)
+    overheads(*long)
+    low, high = long[0]["intervals"]["latency_overhead_p50"]
+    assert 0.2 < low < 0.27 < high < 0.34
