@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
         "load.reading",
         "load.records",
         "load.integrity",
+        "load.tools",
         "scenario",
         "run",
         "reports",

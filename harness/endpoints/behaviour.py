@@ -224,8 +224,9 @@ async def respond(state: EndpointState, body: dict[str, Any], wire: Wire) -> Non
     per_token = state.latency.per_token(rng, fault.token_rate)
     usage = bool((body.get("stream_options") or {}).get("include_usage"))
     model = str(body.get("model") or state.model)
+    tool = tool_of(body) if prefill is None else None
     if body.get("stream"):
-        plan = _StreamPlan(answer, held, first_token, per_token, started, model, usage, record)
+        plan = _StreamPlan(answer, held, first_token, per_token, started, model, usage, record, tool)
         await _stream(state, fault, plan, wire)
         return
     await asyncio.sleep(first_token + per_token * (len(answer.words) - held))
@@ -238,7 +239,7 @@ async def respond(state: EndpointState, body: dict[str, Any], wire: Wire) -> Non
     record["outcome"] = "ok"
     state.count("ok")
     state.log(answer, started, len(answer.words) - held, "ok", stream=False)
-    await wire.json(200, _completion(state, answer, held, record["prompt_tokens"], model))
+    await wire.json(200, _completion(state, answer, held, record["prompt_tokens"], model, tool))
 
 
 def error_body(message: str, code: str, param: str | None = None) -> dict[str, Any]:
@@ -264,6 +265,8 @@ class _StreamPlan:
     model: str
     usage: bool
     record: dict[str, Any]
+    tool: str | None = None
+    """Answer as a call of this function, its arguments streamed a fragment per token."""
 
 
 async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan, wire: Wire) -> None:
@@ -281,8 +284,14 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
         await asyncio.sleep(plan.first_token)
         await wire.start_stream()
         chunk_id = f"chatcmpl-{state.rng.getrandbits(48):012x}"
-        await wire.write(_chunk(model, chunk_id, {"role": "assistant", "content": ""}, None))
-        for i, token in enumerate(tokens):
+        opening: dict[str, Any] = {"role": "assistant", "content": ""}
+        pieces = [{"content": token + " "} for token in tokens]
+        if plan.tool is not None:
+            call = {"id": f"call_{plan.answer.id}", "type": "function"}
+            opening = {"role": "assistant", "content": None, "tool_calls": [_call(call, plan.tool, "")]}
+            pieces = [{"tool_calls": [_call({}, None, part)]} for part in tool_fragments(tokens)]
+        await wire.write(_chunk(model, chunk_id, opening, None))
+        for i, piece in enumerate(pieces):
             if fault.cut_after_tokens is not None and i >= fault.cut_after_tokens:
                 outcome = "stream_cut"
                 wire.hang_up()
@@ -307,7 +316,7 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
                     return
             if fault.malformed_sse and i == fault.malformed_at:
                 await wire.write(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "\n\n')
-            await wire.write(_chunk(model, chunk_id, {"content": token + " "}, None))
+            await wire.write(_chunk(model, chunk_id, piece, None))
             sent += 1
             owed += plan.per_token
             if owed >= state.token_tick:
@@ -318,7 +327,7 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
             outcome = "stream_cut"
             wire.hang_up()
             return
-        await wire.write(_chunk(model, chunk_id, {}, "stop"))
+        await wire.write(_chunk(model, chunk_id, {}, "stop" if plan.tool is None else "tool_calls"))
         if plan.usage:
             counts = {"prompt_tokens": plan.record["prompt_tokens"], "completion_tokens": sent}
             counts["total_tokens"] = counts["prompt_tokens"] + sent
@@ -338,15 +347,20 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
 
 
 def _completion(
-    state: EndpointState, answer: Answer, held: int, prompt_tokens: int, model: str
+    state: EndpointState, answer: Answer, held: int, prompt_tokens: int, model: str, tool: str | None = None
 ) -> dict[str, Any]:
-    text = " ".join(answer.tokens()[held:])
+    tokens = answer.tokens()[held:]
+    message: dict[str, Any] = {"role": "assistant", "content": " ".join(tokens)}
+    if tool is not None:
+        call = _call({"id": f"call_{answer.id}", "type": "function"}, tool, "".join(tool_fragments(tokens)))
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    finish = "stop" if tool is None else "tool_calls"
     return {
         "id": f"chatcmpl-{state.rng.getrandbits(48):012x}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(answer.words) - held,
@@ -355,7 +369,37 @@ def _completion(
     }
 
 
-def _chunk(model: str, chunk_id: str, delta: dict[str, str], finish: str | None) -> bytes:
+def tool_of(body: dict[str, Any]) -> str | None:
+    """The function a request lets the model call (its first tool), None when it offers none
+    or forbids calls: a model offered tools answers with a call, as agents' models mostly do."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools or body.get("tool_choice") == "none":
+        return None
+    first = tools[0] if isinstance(tools[0], dict) else {}
+    function = first.get("function") if isinstance(first.get("function"), dict) else {}
+    return str(function.get("name") or "tool")
+
+
+def tool_fragments(tokens: list[str]) -> list[str]:
+    """A tool call's arguments, `{"text": "<the answer>"}`, cut into one JSON fragment per token:
+    the answer (marker first) travels inside the arguments, so a client checks a call it got
+    against what the endpoint produced, and a call cut or spliced anywhere no longer parses."""
+    parts = [json.dumps(token + " ")[1:-1] for token in tokens]  # escaped, without the quotes
+    parts[0] = TOOL_OPEN + parts[0]
+    parts[-1] += TOOL_CLOSE
+    return parts
+
+
+TOOL_OPEN, TOOL_CLOSE = '{"text": "', '"}'
+
+
+def _call(call: dict[str, Any], name: str | None, arguments: str) -> dict[str, Any]:
+    """One tool call (whole), or one delta of it (`index`, and the name only in the first)."""
+    function = {"arguments": arguments} if name is None else {"name": name, "arguments": arguments}
+    return {"index": 0, **call, "function": function}
+
+
+def _chunk(model: str, chunk_id: str, delta: dict[str, Any], finish: str | None) -> bytes:
     body = {
         "id": chunk_id,
         "object": "chat.completion.chunk",

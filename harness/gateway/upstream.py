@@ -162,6 +162,10 @@ def has_content(chunk: dict[str, Any]) -> bool:
     return any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or [])
 
 
+def calls_tool(chunk: dict[str, Any]) -> bool:
+    return any((c.get("delta") or {}).get("tool_calls") for c in chunk.get("choices") or [])
+
+
 def known(error: Any) -> str | None:
     """The provider's error code when it is one we know, else None (bounded, nothing leaked)."""
     code = error.get("code") if isinstance(error, dict) else None
@@ -307,10 +311,10 @@ class Upstream:
     async def _stream(self, payload: dict[str, Any]) -> StreamStart:
         response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(self.first_token_timeout):  # headers and the first content
+            async with asyncio.timeout(self.first_token_timeout) as window:  # headers, first content
                 response = await self.session.post(self.url, json=payload, headers=self.headers)
                 await self._check(response, payload)
-                return await self._first_content(response, _ends_with_assistant(payload))
+                return await self._first_content(response, _ends_with_assistant(payload), window)
         except TimeoutError:
             if response is not None:
                 response.close()
@@ -328,10 +332,17 @@ class Upstream:
                 response.close()
             raise
 
-    async def _first_content(self, response: aiohttp.ClientResponse, continuation: bool) -> StreamStart:
+    async def _first_content(
+        self, response: aiohttp.ClientResponse, continuation: bool, window: asyncio.Timeout
+    ) -> StreamStart:
         """Read up to the commit point: the first content, or for a continuation the end of
-        the answer (a cut that came after the last word leaves nothing to add but the end)."""
+        the answer (a cut that came after the last word leaves nothing to add but the end). A
+        tool call is held until it is whole: its arguments are JSON, useless in part, and no
+        model can continue another's, so a call cut on the way is failed over from scratch
+        instead of reaching the client spliced or half-done. While a call is held, the first
+        token's `window` becomes a gap limit: each fragment gives the call that long again."""
         before: list[bytes] = []
+        calling = False
         while True:
             line = await response.content.readline()
             if not line:
@@ -347,6 +358,13 @@ class Upstream:
             except MalformedEvent:
                 continue  # skipped, as after the commit point
             before.append(payload)
+            calling = calling or calls_tool(chunk)
+            if calling:
+                if self.first_token_timeout is not None:
+                    window.reschedule(asyncio.get_running_loop().time() + self.first_token_timeout)
+                if _finishes(chunk):
+                    return StreamStart(response, before, self.model)
+                continue
             if has_content(chunk) or (continuation and _finishes(chunk)):
                 return StreamStart(response, before, self.model)
 

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--stream-share", type=float, default=0.0)
+    parser.add_argument("--tool-share", type=float, default=0.0, help="share of requests offering a tool")
     parser.add_argument("--model", default="chat")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)

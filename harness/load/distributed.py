@@ -79,7 +79,8 @@ def _apply_settings(msg: Any, **kwargs: Any) -> None:
 
 
 def _settings() -> dict[str, Any]:
-    names = ["rate", "users", "stream_share", "model", "request_timeout", "seed", "t0", "stop_sending_at"]
+    names = ["rate", "users", "stream_share", "tool_share", "model", "request_timeout", "seed", "t0"]
+    names.append("stop_sending_at")
     return {name: getattr(Settings, name) for name in names}
 
 
@@ -105,6 +106,8 @@ def run_master(args: argparse.Namespace) -> int:
         str(args.duration),
         "--stream-share",
         str(args.stream_share),
+        "--tool-share",
+        str(args.tool_share),
         "--model",
         args.model,
         "--request-timeout",

@@ -17,6 +17,7 @@ from locust import HttpUser, constant, task
 from requests.adapters import HTTPAdapter
 
 from harness.load.reading import read_completion, read_stream
+from harness.load.tools import TOOLS
 
 MAX_IN_FLIGHT_PER_USER = 500
 IN_FLIGHT: set[gevent.Greenlet] = set()
@@ -29,6 +30,7 @@ class Settings:
     rate = 10.0
     users = 1
     stream_share = 0.0
+    tool_share = 0.0
     model = "chat"
     request_timeout = 30.0
     t0 = 0.0
@@ -55,6 +57,8 @@ class ChatUser(HttpUser):
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
         self.index = worker * Settings.users + local
         self.rng = random.Random(Settings.seed * 7919 + self.index)
+        self.tool_rng = random.Random(f"{Settings.seed}-tools-{self.index}")
+        """Its own source: offering tools leaves every other choice as it was without them."""
         self.interval = Settings.users / Settings.rate
         self.next_at = Settings.t0 + self.interval * self.index / Settings.users
         self.in_flight: set[gevent.Greenlet] = set()
@@ -70,10 +74,11 @@ class ChatUser(HttpUser):
             gevent.sleep(self.next_at - now)
         self.next_at += self.interval
         stream = self.rng.random() < Settings.stream_share
+        tools = Settings.tool_share > 0 and self.tool_rng.random() < Settings.tool_share
         if len(self.in_flight) >= MAX_IN_FLIGHT_PER_USER:
             self._report_overload(stream)
             return
-        greenlet = gevent.spawn(self._one, stream)
+        greenlet = gevent.spawn(self._one, stream, tools)
         self.in_flight.add(greenlet)
         IN_FLIGHT.add(greenlet)
         greenlet.link(self.in_flight.discard)
@@ -99,12 +104,14 @@ class ChatUser(HttpUser):
             url="",
         )
 
-    def _one(self, stream: bool) -> None:
-        body = {
+    def _one(self, stream: bool, tools: bool = False) -> None:
+        body: dict[str, Any] = {
             "model": Settings.model,
             "messages": [{"role": "user", "content": "Say something."}],
             "stream": stream,
         }
+        if tools:
+            body["tools"] = TOOLS
         started = time.time()
         context: dict[str, Any] = {"t": round(started - Settings.t0, 6), "stream": stream, "user": self.index}
         try:
@@ -154,6 +161,7 @@ class ChatUser(HttpUser):
 def configure(args: Any) -> None:
     Settings.rate, Settings.users = args.rate, args.users
     Settings.stream_share, Settings.model = args.stream_share, args.model
+    Settings.tool_share = args.tool_share
     Settings.request_timeout, Settings.seed = args.request_timeout, args.seed
     Settings.t0 = args.t0 or time.time()
     Settings.stop_sending_at = Settings.t0 + args.duration

@@ -216,6 +216,8 @@ def _load_args(
         f"{scenario.duration:.3f}",
         "--stream-share",
         str(load.stream_share),
+        "--tool-share",
+        str(load.tool_share),
         "--model",
         scenario.system_under_test.model if variant.mode is None else GROUP,
         "--request-timeout",

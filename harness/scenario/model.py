@@ -80,6 +80,9 @@ class Load(Data):
     rate: float = Field(20.0, gt=0, le=5000, description="requests per second, open loop")
     users: int = Field(4, ge=1, le=1000)
     stream_share: float = Field(0.0, ge=0, le=1)
+    tool_share: float = Field(
+        0.0, ge=0, le=1, description="share of requests offering a tool: the model answers with a call"
+    )
     request_timeout: float = Field(30.0, gt=0, le=3600)
 
 

@@ -21,6 +21,7 @@ from harness.gateway.app import Gateway
 from harness.gateway.http.handlers import Reply
 from harness.gateway.http.relay import ClientGone, error_event, stream_answer
 from harness.load.reading import read_completion, read_stream
+from harness.load.tools import TOOLS
 from harness.scenario.model import Load
 
 MAX_IN_FLIGHT_PER_USER = 500
@@ -47,6 +48,7 @@ class SimLoad:
     records: list[dict[str, Any]] = field(default_factory=list)
     in_flight: dict[int, int] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tool_rngs: dict[int, random.Random] = field(default_factory=dict)
 
     def arrivals(self) -> Iterator[tuple[float, int, bool]]:
         """(time, user, stream) of every request, in time order: each user on its fixed
@@ -74,7 +76,7 @@ class SimLoad:
                     {"t": round(at - self.t0, 6), "ok": False, "error_kind": "client_overload"}, user
                 )
                 continue
-            task = loop.create_task(self.one(user, stream))
+            task = loop.create_task(self.one(user, stream, self._offers_tools(user)))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         if self.tasks:
@@ -83,7 +85,15 @@ class SimLoad:
     def _record(self, row: dict[str, Any], user: int) -> None:
         self.records.append({"user": user, **row})
 
-    async def one(self, user: int, stream: bool) -> None:
+    def _offers_tools(self, user: int) -> bool:
+        """Drawn from a source of the user's own (as the Locust user does), so a scenario
+        without tools keeps every other choice it had."""
+        if self.load.tool_share <= 0:
+            return False
+        rng = self.tool_rngs.setdefault(user, random.Random(f"{self.seed}-tools-{user}"))
+        return rng.random() < self.load.tool_share
+
+    async def one(self, user: int, stream: bool, tools: bool = False) -> None:
         loop = asyncio.get_running_loop()
         self.in_flight[user] = self.in_flight.get(user, 0) + 1
         started = loop.time()
@@ -93,6 +103,8 @@ class SimLoad:
             "messages": [{"role": "user", "content": "Say something."}],
             "stream": stream,
         }
+        if tools:
+            body["tools"] = TOOLS
         exchange = _Exchange(started + self.load.request_timeout)
         served = loop.create_task(self._serve(body, started, exchange))
         try:

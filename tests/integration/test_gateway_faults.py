@@ -19,6 +19,7 @@ import requests
 from harness.endpoints.model import EndpointFault
 from harness.gateway.launch import GROUP, gateway_config
 from harness.load.integrity import judge
+from harness.load.reading import read_completion, read_stream
 from harness.run import GatewayProcess
 from harness.stack import Stack, start_stack
 
@@ -471,3 +472,39 @@ def test_the_passthrough_control_ignores_a_requested_fallback_chain(stack, gatew
     assert outcomes(stack)["model-1"]["ok"] == 0
     resilient = chained(gateways("plain"))
     assert resilient.status_code == 200 and resilient.headers["x-served-by"] == "model-1/model-1"
+
+
+# --- tool calls: whole or not at all -------------------------------------------------------------
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+
+
+def call_tool(url: str, stream: bool) -> dict[str, Any]:
+    """A request offering a tool, read the way the load generator reads it."""
+    started = time.time()
+    payload = {**body(stream), "tools": TOOLS}
+    with requests.post(f"{url}/v1/chat/completions", json=payload, stream=stream, timeout=10) as r:
+        read = read_stream(r.iter_lines(), started, False) if stream else read_completion(r.content, False)
+        return {"status": r.status_code, "served_by": r.headers.get("x-served-by"), **read}
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "json"])
+def test_a_tool_call_reaches_the_client_whole(stack, gateways, streaming):
+    got = call_tool(gateways("plain"), streaming)
+    assert got["status"] == 200 and got["finish_reason"] == "tool_calls"
+    assert got["ok"] and got["integrity"] == "whole", got
+
+
+def test_a_tool_call_cut_mid_arguments_is_failed_over_whole_never_spliced(stack, gateways):
+    """A call's arguments are JSON: useless in part, and no model continues another's. The
+    gateway holds a streamed call until it is whole, so a cut one is failed over from scratch;
+    the passthrough control (one model, no failover) can only fail the request."""
+    stack.set_endpoint_fault("model-0", EndpointFault(cut_after_tokens=3))
+    for _ in range(3):
+        got = call_tool(gateways("plain"), True)
+        assert got["status"] == 200 and got["served_by"] == "model-1/model-1"
+        assert got["ok"] and got["integrity"] == "whole" and got["finish_reason"] == "tool_calls", got
+    seen = outcomes(stack)
+    assert seen["model-0"] == Counter(stream_cut=6) and seen["model-1"] == Counter(ok=3)
+    control = call_tool(gateways("passthrough"), True)
+    assert control["status"] == 502 and not control["ok"], control

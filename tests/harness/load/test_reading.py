@@ -4,6 +4,7 @@ answer that ends with `finish_reason: stop` and `[DONE]` is a truncated success.
 import json
 
 from harness.endpoints.answers import Answer
+from harness.endpoints.behaviour import tool_fragments
 from harness.load.reading import read_completion, read_stream
 
 ANSWER = Answer.new("00000000abcd", 12)
@@ -79,3 +80,56 @@ def test_a_completion_is_judged_by_its_content():
     cut = read_completion(completion(" ".join(ANSWER.tokens()[:3])), False)
     assert (cut["ok"], cut["error_kind"]) == (False, "truncated_success")
     assert read_completion(b'{"choices": [', False)["error_kind"] == "bad_json"
+
+
+def tool_stream(fragments: list[str], *, finish: bool = True) -> list[bytes]:
+    """A streamed tool call as the endpoints send it: the call's opening, then its arguments."""
+    opening = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": ""}}
+        ],
+    }
+    deltas = [opening, *({"tool_calls": [{"index": 0, "function": {"arguments": f}}]} for f in fragments)]
+    lines = [
+        b"data: "
+        + json.dumps(
+            {"model": "model-0", "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+        ).encode()
+        for d in deltas
+    ]
+    if finish:
+        lines += [event(None, "tool_calls"), b"data: [DONE]"]
+    return lines
+
+
+def test_a_tool_call_is_judged_by_the_answer_its_arguments_carry():
+    fragments = tool_fragments(ANSWER.tokens())
+    whole = read_stream(tool_stream(fragments), 0.0, False)
+    assert (whole["ok"], whole["integrity"], whole["finish_reason"]) == (True, "whole", "tool_calls")
+    assert whole["ttft_ms"] != ""  # the first argument fragment is the first token
+    # Cut before its closing brace yet dressed as complete: every word, JSON that never closed.
+    unclosed = read_stream(tool_stream([*fragments[:-1], fragments[-1].removesuffix('"}')]), 0.0, False)
+    assert (unclosed["ok"], unclosed["error_kind"]) == (False, "truncated_success")
+    cut = read_stream(tool_stream(fragments[:4], finish=False), 0.0, False)
+    assert (cut["ok"], cut["error_kind"], cut["words"]) == (False, "stream_truncated", 4)
+    other = Answer.new("00000000beef", 12)
+    spliced = read_stream(tool_stream([*fragments[:4], *tool_fragments(other.tokens())]), 0.0, False)
+    assert not spliced["ok"] and spliced["error_kind"] in ("corrupted_success", "truncated_success")
+
+
+def test_a_tool_call_in_a_json_completion_is_judged_the_same_way():
+    arguments = "".join(tool_fragments(ANSWER.tokens()))
+
+    def completion(args: str) -> bytes:
+        call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": args}}
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return json.dumps(
+            {"model": "model-0", "choices": [{"message": message, "finish_reason": "tool_calls"}]}
+        ).encode()
+
+    assert read_completion(completion(arguments), False)["ok"]
+    broken = read_completion(completion(arguments[:-2]), False)
+    assert (broken["ok"], broken["error_kind"]) == (False, "truncated_success")
+    assert not read_completion(completion('{"text": "made up"}'), False)["ok"]
