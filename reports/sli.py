@@ -15,7 +15,7 @@ import pandas as pd
 
 from reports.rundata import PHASES, FaultWindow, PhasePlan, VariantData
 from reports.stats import (
-    MIN_PER_SECOND_SAMPLES,
+    allow_for_drift,
     percentile,
     quantile_interval,
     ratio_interval,
@@ -538,12 +538,9 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     per-second samples)."""
     ours, theirs = main["phases"].get("baseline", {}), control["phases"].get("baseline", {})
     result: dict[str, Any] = {}
-    # The variants run one after the other: a neighbour that slows all of one baseline shifts
-    # every sample of it alike, which no interval over those samples can see. Only baselines
-    # long enough to average that out are judged (as CPU, stats.MIN_PER_SECOND_SAMPLES). Seen
-    # here: a p50 "overhead" of +27 % (interval +16 % to +37 %) while another job ran beside a
-    # 4 s baseline.
-    long_enough = min(_seconds(ours), _seconds(theirs)) >= MIN_PER_SECOND_SAMPLES
+    # The variants run one after the other: a neighbour that slows all of one window shifts
+    # every sample of it alike, which no interval over its samples can see (stats.DRIFT).
+    seconds = min(_seconds(ours), _seconds(theirs))
     if main.get("simulated"):  # the gateway's own work takes no virtual time: nothing to compare
         return {"latency_overhead_p50": None, "latency_overhead_p99": None, "resource_overhead": None}
     intervals = main.setdefault("intervals", {})
@@ -553,13 +550,14 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
         interval = ratio_interval(
             main["_latency_samples"]["baseline"], control["_latency_samples"]["baseline"], int(q[1:])
         )
-        if interval is not None and long_enough:
-            intervals[f"latency_overhead_{q}"] = list(interval)
+        if interval is not None:
+            intervals[f"latency_overhead_{q}"] = list(allow_for_drift(interval, seconds))
     result["baseline_samples"] = min(ours.get("requests", 0), theirs.get("requests", 0))
     a, b = main.get("cpu_s_per_1000"), control.get("cpu_s_per_1000")
     result["resource_overhead"] = a / b - 1 if a is not None and b else None
     cpu_interval = ratio_of_sums_interval(main["_cpu_samples"], control["_cpu_samples"])
+    cpu_seconds = min(len(main["_cpu_samples"]), len(control["_cpu_samples"]))  # one sample a second
     if cpu_interval is not None:
-        intervals["resource_overhead"] = list(cpu_interval)
+        intervals["resource_overhead"] = list(allow_for_drift(cpu_interval, cpu_seconds))
     result["cpu_samples"] = min(main.get("requests", 0), control.get("requests", 0))
     return result

@@ -6,7 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from reports.stats import percentile, quantile_interval, ratio_interval, ratio_of_sums_interval
+from reports.stats import (
+    allow_for_drift,
+    percentile,
+    quantile_interval,
+    ratio_interval,
+    ratio_of_sums_interval,
+)
 
 
 @pytest.mark.parametrize("q", [50, 95])
@@ -42,12 +48,17 @@ def test_cpu_per_request_interval_over_per_second_samples():
     assert ratio_of_sums_interval([(1.0, 1.0)], theirs) is None
 
 
-def test_a_cpu_ratio_over_a_few_seconds_gets_no_interval_however_steady_it_looks():
-    """Five steady seconds each (a CI run on 2026-12-01: +41 %, "interval" +29 % to +74 %) are one window
-    of a shared host per variant, not five independent samples: shown, not judged."""
-    ours, theirs = [(0.16, 60.0)] * 5, [(0.11, 60.0)] * 5
-    assert ratio_of_sums_interval(ours, theirs) is None
-    assert ratio_of_sums_interval(ours * 4, theirs * 4) is not None
+def test_a_ratio_between_short_windows_allows_for_a_neighbours_drift():
+    """Five steady seconds each (a CI run on 2026-12-01: CPU +41 %, "interval" +29 % to +74 %)
+    are one window of a shared host per variant, not five independent samples: the interval is
+    widened by the drift seen here, so that reading is inconclusive while +150 % still fails."""
+    steady = ratio_of_sums_interval([(0.155, 60.0)] * 5, [(0.11, 60.0)] * 5)
+    assert steady is not None and steady[1] - steady[0] < 0.01  # what the bootstrap claims
+    low, high = allow_for_drift(steady, 5)
+    assert low < 0.0 and high > 1.0
+    assert allow_for_drift(steady, 30) == steady
+    low, _ = allow_for_drift(ratio_of_sums_interval([(0.275, 60.0)] * 5, [(0.11, 60.0)] * 5), 5)
+    assert low > 0.2
 
 
 def test_a_ratio_of_tail_percentiles_is_open_where_the_samples_cannot_bound_them():
@@ -64,9 +75,9 @@ def test_a_ratio_of_tail_percentiles_is_open_where_the_samples_cannot_bound_them
     assert slow is not None and slow[0] > 20  # a 29x increase on 160 samples is still a clear fail
 
 
-def test_latency_overheads_are_judged_only_on_baselines_long_enough_to_average_out_the_host():
+def test_latency_overheads_allow_for_drift_only_on_short_baselines():
     """Variants run one after the other, so a busy neighbour shifts one whole baseline: a
-    4-second one gets its figure, not an interval; a 30-second one gets both."""
+    4-second one's interval allows for it (+27 % is inconclusive), a 30-second one's does not."""
     from reports.sli import overheads
 
     rng = np.random.default_rng(3)
@@ -88,7 +99,8 @@ def test_latency_overheads_are_judged_only_on_baselines_long_enough_to_average_o
 
     short = variant(4, 1.27), variant(4, 1.0)
     overheads(*short)
-    assert "latency_overhead_p50" not in short[0]["intervals"]
+    low, high = short[0]["intervals"]["latency_overhead_p50"]
+    assert low < 0.05 < 0.27 < high
     long = variant(30, 1.27), variant(30, 1.0)
     overheads(*long)
     low, high = long[0]["intervals"]["latency_overhead_p50"]
