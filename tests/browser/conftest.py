@@ -123,6 +123,11 @@ def operated(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iter
         policies = {
             "breaker": {"consecutive_failures": 3, "wait_duration": 2.0},
             "restoration": {"steps": [0.5, 1.0], "hold": 1.0},
+            # No active health checks: a probe that happened to find model-0 dead before user
+            # traffic did moved the traffic off it, so its breaker never opened and the page
+            # rightly never showed "open" (a CI run on 2026-12-01). The checks have their own
+            # tests (test_gateway_defaults.py); here the breaker is what the page must show.
+            "health": None,
         }
         config = gateway_config(stack, "resilient", policies, folder / "audit.jsonl", plan="weighted")
         config["admin_token"] = TOKEN
