@@ -19,6 +19,7 @@ from harness.cli.report import report
 from harness.cli.run import gate, run
 from harness.cli.scorecard import scorecard
 from harness.cli.up import up
+from harness.cli.worker import worker
 from resilience_core import __version__
 
 
@@ -36,7 +37,8 @@ def demo() -> None:
     raise SystemExit(run_demo())
 
 
-for command in (run, gate, report, scorecard, list_scenarios, validate, up, admin, conformance, explore):
+commands = (run, gate, report, scorecard, list_scenarios, validate, up, admin, conformance, explore, worker)
+for command in commands:
     cli.add_command(command)
 
 

@@ -47,6 +47,20 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
             "--workers", type=int, default=0, help="Locust master + N worker processes on this machine."
         ),
         click.option(
+            "--remote-workers",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Send the load from N workers on other machines (`chaos-harness worker --master "
+            "HOST:PORT` on each), waiting up to 120 s for them.",
+        ),
+        click.option(
+            "--master-bind",
+            default="127.0.0.1:5557",
+            show_default=True,
+            metavar="HOST:PORT",
+            help="With --remote-workers: where the Locust master listens for them.",
+        ),
+        click.option(
             "--mode",
             type=click.Choice(["resilient", "passthrough"]),
             default="resilient",
@@ -92,6 +106,8 @@ def run_scenarios(
     sim: bool = False,
     target_pid: int | None = None,
     target_cmd: str | None = None,
+    remote_workers: int | None = None,
+    master_bind: str = "127.0.0.1:5557",
 ) -> list[Report]:
     """Run every scenario of `target`, print progress, summaries and verdicts; exit 2 on bad input."""
     from harness.run import Runner, format_summary, main_progress
@@ -112,6 +128,14 @@ def run_scenarios(
         fail("--target-pid names the process behind --target: give --target too")
     if target_pid is not None and not Path(f"/proc/{target_pid}").exists():
         fail(f"--target-pid {target_pid}: no such process")
+    remote = None
+    if remote_workers is not None:
+        if workers:
+            fail("--remote-workers sends the load from other machines: drop --workers")
+        from harness.cli.worker import parse_master
+        from harness.run.variant import RemoteWorkers
+
+        remote = RemoteWorkers(remote_workers, *parse_master(master_bind, "--master-bind"))
     command = None
     if target_cmd is not None:
         for name, given in (("--stack", stack_file), ("--target-pid", target_pid)):
@@ -125,6 +149,7 @@ def run_scenarios(
         named = (("--target", target_url), ("--stack", stack_file), ("--target-cmd", target_cmd))
         given = [name for name, on in named if on]
         given += ["--workers"] if workers else []
+        given += ["--remote-workers"] if remote_workers else []
         given += ["--backend docker"] if backend != "local" else []
         if given or any(s.system_under_test.kind == "external" for s in scenarios):
             what = ", ".join(given) or "an external system under test"
@@ -133,7 +158,7 @@ def run_scenarios(
 
         runner: Any = Simulator(out, progress=main_progress)
     else:
-        runner = Runner(out, progress=main_progress, workers=workers, backend=backend)
+        runner = Runner(out, progress=main_progress, workers=workers, backend=backend, remote=remote)
     done: list[Report] = []
     started = time.monotonic()
     try:

@@ -22,7 +22,7 @@ from harness.gateway.admin.auth import resolve_token, shown_token
 from harness.run.meta import versions
 from harness.run.sut import GatewayProcess
 from harness.run.target_command import StartedTarget, TargetCommand
-from harness.run.variant import Context, Variant, VariantResult, run_variant
+from harness.run.variant import Context, RemoteWorkers, Variant, VariantResult, run_variant
 from harness.scenario import Scenario
 from harness.stack import EnvironmentProblem, Stack, start_stack
 from harness.stack.peer_configs import EMITTERS
@@ -49,10 +49,13 @@ class Runner:
         progress: Callable[[str], None] = print,
         workers: int = 0,
         backend: str = "local",
+        remote: RemoteWorkers | None = None,
     ) -> None:
         self.out = out
         self.progress = progress
         self.workers = workers
+        self.remote = remote
+        """Load from other machines instead of this one (`run --remote-workers`)."""
         self.backend = backend
         self.gateway_port = free_port()
         """One address for every gateway of this runner, so a dashboard left open follows the suite."""
@@ -111,7 +114,13 @@ class Runner:
             elif control:
                 plan.append(Variant("control", "passthrough"))
             context = Context(
-                stack, versions(stack), self.token, self.workers, self.progress, self._start_gateway
+                stack,
+                versions(stack),
+                self.token,
+                self.workers,
+                self.progress,
+                self._start_gateway,
+                self.remote,
             )
             for variant in plan:
                 done.append(run_variant(scenario, variant, folder / variant.name, context))

@@ -37,6 +37,18 @@ from harness.stack.processes import Child, free_port, python_module, tree_cpu_se
 TICK = 0.1
 START_DELAY = 1.0
 """Seconds between launching Locust and the run's t=0, so its users are spawned by then."""
+REMOTE_START_DELAY = 5.0
+"""The same with workers on other machines: they connect, get the schedule, then spawn."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteWorkers:
+    """Load from other machines: a Locust master binds `host:port` and waits for `count`
+    workers (`chaos-harness worker --master HOST:PORT` on each)."""
+
+    count: int
+    host: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,7 @@ class Context:
     workers: int
     progress: Callable[[str], None]
     start_gateway: Callable[[dict[str, Any], Path], GatewayProcess]
+    remote: RemoteWorkers | None = None
 
 
 def run_variant(scenario: Scenario, variant: Variant, folder: Path, run: Context) -> VariantResult:
@@ -106,7 +119,10 @@ def _drive(
 ) -> VariantResult:
     name = variant.name
     records = folder / "records.csv"
-    t0 = time.time() + START_DELAY
+    t0 = time.time() + (START_DELAY if run.remote is None else REMOTE_START_DELAY)
+    if run.remote is not None:
+        join = f"chaos-harness worker --master {run.remote.host}:{run.remote.port}"
+        run.progress(f"[{name}] waiting for {run.remote.count} worker(s): {join}")
     locust = Child(
         "locust",
         python_module("harness.load", *_load_args(scenario, variant, url, t0, folder, run)),
@@ -231,6 +247,10 @@ def _load_args(
         "--summary",
         str(folder / "locust.json"),
     ]
-    if run.workers:
+    if run.remote is not None:
+        remote = run.remote
+        args += ["--role", "master", "--workers", str(remote.count)]
+        args += ["--master-host", remote.host, "--master-port", str(remote.port)]
+    elif run.workers:
         args += ["--workers", str(run.workers), "--master-port", str(free_port())]
     return args

@@ -8,9 +8,11 @@ import statistics
 import pytest
 
 from harness.run import Runner
+from harness.run.variant import RemoteWorkers
 from harness.scenario import load_scenario, parse_scenario
 from harness.scenario.timeline import Timeline
 from harness.stack import PROJECT_ROOT
+from harness.stack.processes import Child, free_port, python_module
 from tests.integration.conftest import in_window, read_records
 
 SMOKE = PROJECT_ROOT / "scenarios" / "smoke"
@@ -162,6 +164,50 @@ def test_locust_workers_mode_records_every_request(tmp_path):
     users = {row["user"] for row in read_records(variant.folder)}
     assert len(users) == 4, "users ran on both workers"
     assert not list(variant.folder.glob("records.csv.worker*")), "worker files merged into records.csv"
+
+
+def test_workers_on_other_machines_join_by_address_and_their_records_reach_the_run(tmp_path):
+    """`run --remote-workers 2` and two `chaos-harness worker --master HOST:PORT`, each its own
+    process standing in for another machine (loopback here): the workers take the target and
+    the schedule from the master and send their records back; no folder is shared."""
+    scenario = parse_scenario(
+        {
+            "name": "remote",
+            "models": {"count": 2},
+            "load": {"rate": 40, "users": 4, "stream_share": 0.5},
+            "phases": {"warmup": 0.5, "baseline": 1.5, "recovery": 1},
+            "faults": [{"at": 0, "for": 1, "target": "model-0", "down": True}],
+        }
+    )
+    port = free_port()
+    for i in range(2):
+        (tmp_path / f"machine-{i}").mkdir()
+    workers = [
+        Child(
+            f"worker-{i}",
+            python_module("harness", "worker", "--master", f"127.0.0.1:{port}", "--runs", "1"),
+            tmp_path / f"worker-{i}.log",
+            env={"TMPDIR": str(tmp_path / f"machine-{i}")},  # each its own disk
+        )
+        for i in range(2)
+    ]
+    try:
+        runner = Runner(tmp_path / "runs", progress=quiet, remote=RemoteWorkers(2, "127.0.0.1", port))
+        result = runner.run(scenario, control=False)
+        for child in workers:
+            child.process.wait(timeout=30)  # `--runs 1`: each leaves by itself once the load is over
+    finally:
+        for child in workers:
+            child.stop()
+    assert [child.process.returncode for child in workers] == [0, 0], [c.tail() for c in workers]
+    variant = result.variants[0]
+    locust = json.loads((variant.folder / "locust.json").read_text())
+    assert locust["workers"] == 2 and locust["workers_reported"] == 2
+    assert variant.records == variant.locust_total == locust["locust_requests"]
+    assert variant.records >= 0.9 * 40 * scenario.duration
+    users = {row["user"] for row in read_records(variant.folder)}
+    assert len(users) == 4, "users ran on both workers"
+    assert "records sent" in (tmp_path / "worker-0.log").read_text()
 
 
 def test_scripted_admin_steps_isolate_then_restore_and_land_in_the_audit_trail(tmp_path):
