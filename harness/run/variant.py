@@ -163,9 +163,11 @@ def _drive(
             run.stack.reset_endpoint_counts()
             cpu_at_start = cpu_of() if cpu_of is not None else None
             with Observers(observers) as watch:
-                while locust.alive() or time.time() - t0 < scenario.duration:
+                while True:
+                    _check_alive(run.stack, gateway, time.time() - t0)
+                    if load_ended(locust, since_t0, scenario.duration):
+                        break
                     t = time.time() - t0
-                    _check_alive(run.stack, gateway, locust, t)
                     try:
                         applier.apply(timeline.active_faults(t) if t < scenario.duration else {}, t)
                     except requests.RequestException as exc:
@@ -200,11 +202,23 @@ def _drive(
     return VariantResult(name, folder, rows, int(locust_summary.get("total", -1)))
 
 
-def _check_alive(stack: Stack, gateway: GatewayProcess | None, locust: Child, t: float) -> None:
+def load_ended(locust: Child, since_t0: Callable[[], float], duration: float) -> bool:
+    """True once Locust has ended after the timeline, its normal end; an end before it is a
+    death, not judged. The clock is read after the process, so an end at the very last
+    moment is never mistaken for a death (CI once failed on that race)."""
+    if locust.alive():
+        return False
+    t = since_t0()
+    if t >= duration:
+        return True
+    raise EnvironmentProblem(f"not judged: {locust.name} died at {t:.1f} s: {locust.tail()}")
+
+
+def _check_alive(stack: Stack, gateway: GatewayProcess | None, t: float) -> None:
     """Within a tick of a process of ours dying, the run stops: what it recorded since is not
     the system under test's doing, so it is not judged (exit 2), never counted as its errors."""
     ours = [*stack.children, *([stack.toxiproxy.child] if stack.toxiproxy.child else [])]
-    ours += [*([gateway.child] if gateway is not None else []), locust]
+    ours += [gateway.child] if gateway is not None else []
     for child in ours:
         if not child.alive():
             raise EnvironmentProblem(f"not judged: {child.name} died at {t:.1f} s: {child.tail()}")
