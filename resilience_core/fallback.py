@@ -28,6 +28,12 @@ while those tried are still down, the next, as when models come back in another 
 they went (three covers a pool of three where the one back opened last, its late failures
 reopening it). Bounded, so a pool that is all down costs each request at most three quick
 refusals."""
+EARLY_PROBE_GAP = 0.25
+"""Seconds a model whose early probe failed is not probed early again: while a pool is all
+down each model is probed at most four times a second, not once per request (at 40 requests/s three dead models
+cost 120 probes, audit lines and refused connections a second, doubling the gateway's CPU),
+and one that comes back is still found within a quarter second. A model reopened by a call's
+late verdict, or whose probe succeeded, is not held back (explore found such a model well)."""
 PROBE_WAIT = 2.0
 """Seconds a request that every model failed waits for another request's probe of a half-open
 model (its permits all taken) to decide, rather than fail while the model may be back."""
@@ -113,6 +119,9 @@ class Fallback:
         breakers says which: one that closed meanwhile, or one it moves to half-open)."""
         return None
 
+    def early_probe_failed(self, ctx: Context, name: str) -> None:
+        """The early probe of `name` failed: a subclass may leave it alone for a while."""
+
     async def probe_verdict(self, ctx: Context, refused: Sequence[str]) -> str | None:
         """No candidate answered, early probes included, and some of `refused` are being probed
         by other requests right now: the one whose probe brings it back, if one does within
@@ -185,6 +194,7 @@ class Fallback:
             if outcome is not None and (outcome.error is None or self.final(outcome)):
                 outcome.attempts = ctx.attempts
                 return outcome
+            self.early_probe_failed(ctx, early[0].name)
             last = outcome or last
         back = await self._probed(ctx, failures)  # another request's probe may bring one back
         if back:

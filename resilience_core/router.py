@@ -20,7 +20,7 @@ from .context import Call, Context
 from .deadline import Deadline, Timeout
 from .degradation import Degrade, DegradedSource
 from .events import CircuitStateChanged, EventBus, RestorationStepChanged, WeightChanged
-from .fallback import PROBE_WAIT, CandidateSource, Fallback
+from .fallback import EARLY_PROBE_GAP, PROBE_WAIT, CandidateSource, Fallback
 from .metrics import MetricsCollector, MetricsPolicy, ModelMetrics
 from .outcome import Outcome
 from .policy import Pipeline, Policy
@@ -128,6 +128,8 @@ class ModelHandle:
         """Set by health checks: tried only after every healthy model (see `admission`)."""
         self.held_until = 0.0
         """Held (rate limited or slow) until then: a reserve meanwhile (see `admission`)."""
+        self.early_probe_failed_at = -math.inf
+        """When panic mode last probed this model and the probe failed (see `probe_early`)."""
         self.metrics = metrics
         self._clock = clock
         self._latency_target = config.latency_target
@@ -407,18 +409,27 @@ class _PoolFallback(Fallback):
         with an open circuit, one of those is tried now instead of the request failing: one
         whose circuit closed meanwhile (another request's probe found it back), else the one
         open longest, as a probe (one call at a time, its half-open permits). Models that came
-        back are found at once, a pool that is all down still gets a probe at a time, and a
-        model that failed this very request is not asked again."""
+        back are found at once (within `EARLY_PROBE_GAP` if their last early probe failed), a
+        pool that is all down gets one probe per model and gap, and a model that failed this
+        very request is not asked again."""
         asked = [h for h in self._handles if h.name in refused and h.available]
         for handle in asked:
             if handle.breaker.state is CircuitState.CLOSED:
                 return handle.name
-        waiting = [h for h in asked if h.breaker.state is CircuitState.OPEN]
+        now = ctx.clock.now()
+        waiting = [
+            h
+            for h in asked
+            if h.breaker.state is CircuitState.OPEN and now - h.early_probe_failed_at >= EARLY_PROBE_GAP
+        ]
         if not waiting:
             return None
         first = min(waiting, key=lambda h: h.breaker.opened_at)
-        first.breaker.expedite(ctx.clock.now(), "no model could answer: probing early")
+        first.breaker.expedite(now, "no model could answer: probing early")
         return first.name
+
+    def early_probe_failed(self, ctx: Context, name: str) -> None:
+        self._router.models[name].early_probe_failed_at = ctx.clock.now()
 
     async def probe_verdict(self, ctx: Context, refused: Sequence[str]) -> str | None:
         """Wait for the verdict on the half-open models among `refused` (another request holds

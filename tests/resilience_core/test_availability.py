@@ -19,6 +19,7 @@ from resilience_core import (
     classes,
     stop_after_attempt,
 )
+from resilience_core.fallback import EARLY_PROBE_GAP
 from tests.conftest import Scripted, error, run_on
 
 RETRY_5XX = RetryConfig(stop=stop_after_attempt(2), handle=classes("server_error", "reset"))
@@ -204,6 +205,7 @@ def test_a_pool_that_is_all_down_gets_one_early_probe_at_a_time_not_a_call_per_r
     dead = Scripted(clock, [(1.0, error(503))], "a")
     pool = router(clock, [ModelSpec("a", dead, timeout=5.0)], breaker=breaker, retry=None)
     run_on(clock, lambda: pool.execute({}))  # opens the circuit
+    clock.advance(EARLY_PROBE_GAP)
 
     async def burst():
         return await asyncio.gather(*(pool.execute({}) for _ in range(20)))
@@ -211,6 +213,19 @@ def test_a_pool_that_is_all_down_gets_one_early_probe_at_a_time_not_a_call_per_r
     outcomes = run_on(clock, burst)
     assert all(o.error is not None for o in outcomes)
     assert len(dead.calls) == 2  # the first failure, then one probe for the whole burst
+
+
+def test_a_pool_that_is_all_down_is_probed_once_per_gap_not_by_every_request_in_turn(clock):
+    """Found by measuring CPU: with every model down and refusing at once, each request in turn
+    probed all three (120 probes, breaker transitions and audit lines a second at 40/s)."""
+    breaker = CircuitBreakerConfig(consecutive_failures=1, wait_duration=30.0, half_open_probes=1)
+    dead = Scripted(clock, [error(503)] * 100, "a")
+    pool = router(clock, [ModelSpec("a", dead)], breaker=breaker, retry=None)
+    run_on(clock, lambda: pool.execute({}))  # opens the circuit
+    for _ in range(40):  # one second of requests, one at a time, each refused at once
+        clock.advance(0.025)
+        assert run_on(clock, lambda: pool.execute({})).error is not None
+    assert len(dead.calls) == 1 + round(1.0 / EARLY_PROBE_GAP)  # the failure, then a probe per gap
 
 
 def test_a_model_failing_now_and_another_open_but_back_the_open_one_probes_early(clock):
