@@ -196,13 +196,27 @@ class ModelHandle:
             factor *= self._latency_target / latency
         return self.base_weight * factor
 
+    def refuses_until(self) -> float:
+        """Until when its open circuit turns every call away (-inf when it is not open)."""
+        breaker = self.breaker
+        if breaker.state is CircuitState.OPEN:
+            return breaker.opened_at + breaker.config.wait_duration
+        return -math.inf
+
     def admission(self) -> float:
-        """Share of requests that may try this model first: none while health checks call it
-        unhealthy (it is kept as a last reserve), its restoration step while it climbs back."""
-        if self.unhealthy or self.held_until > self._clock.now():
+        """Share of requests that may try this model first: none while its open circuit would
+        refuse them or health checks call it unhealthy (it is kept as a last reserve, so
+        requests meet the live models first instead of a refusal per dead one: five dead
+        models of fifty cost each request five refusals and a quarter more gateway CPU),
+        its restoration step while it climbs back."""
+        now = self._clock.now()
+        if self.unhealthy or self.held_until > now or self.refuses_until() > now:
             return 0.0
+        return self._restoration_share(now)
+
+    def _restoration_share(self, now: float) -> float:
         restoration = self._restoration
-        return 1.0 if restoration is None else restoration.share(self._clock.now())
+        return 1.0 if restoration is None else restoration.share(now)
 
     def state(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()
@@ -212,7 +226,7 @@ class ModelHandle:
             "drained": self.drained,
             "weight": self.base_weight,
             "effective_weight": self.weight(),
-            "restoration_share": self.admission() if not self.unhealthy else None,
+            "restoration_share": self._restoration_share(self._clock.now()) if not self.unhealthy else None,
             "unhealthy": self.unhealthy,
             "calls": snap.calls,
             "error_rate": snap.error_rate,
@@ -388,10 +402,14 @@ class _PoolFallback(Fallback):
         self.waits_out_holds = router.config.rate_limits is not None or self._slow is not None
         self._cap = math.inf
         self._cap_countdown = 0
+        self._kept_until = math.inf
+        """When the kept order goes stale by itself (an open circuit's wait ends)."""
 
     def run(self, ctx: Context) -> Awaitable[Outcome]:
         if self._router.held:  # nothing to pay while nobody is rate limited
             self._router.release_holds(ctx.clock.now())
+        if self.kept is not None and self._kept_until <= ctx.clock.now():
+            self.changed()
         return super().run(ctx)
 
     def rest(self, ctx: Context) -> float | None:
@@ -493,6 +511,12 @@ class _PoolFallback(Fallback):
         ordered = super().candidates(ctx)
         if self._keeps_order and not any(handle.restoring for handle in self._handles):
             self.kept = ordered
+            # An open circuit's wait ends without an event: the model, kept as a reserve while
+            # it refused, takes its place again then, and its next call is the half-open probe.
+            now = ctx.clock.now()
+            self._kept_until = min(
+                (until for h in self._handles if (until := h.refuses_until()) > now), default=math.inf
+            )
         return ordered
 
     def changed(self) -> None:
