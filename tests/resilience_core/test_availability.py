@@ -7,6 +7,7 @@ from resilience_core import (
     AdminControls,
     CircuitBreakerConfig,
     CircuitState,
+    FallbackUsed,
     Hedged,
     ModelCallError,
     ModelRouter,
@@ -310,3 +311,22 @@ def test_a_request_waits_for_another_probe_at_most_until_it_fails(clock):
     first, second = one_now_one_later(clock, pool)
     assert first.error is not None and second.error is not None
     assert clock.now() - started < 0.3 and len(a.calls) == 2  # no call of its own, no 2 s wait
+
+
+def test_a_model_whose_open_circuit_would_refuse_waits_as_a_reserve_then_is_probed(clock):
+    """Requests meet the live model first, not a refusal (and a FallbackUsed event) per dead
+    model; when the circuit's wait ends the model is first again, and its call is the probe."""
+    breaker = CircuitBreakerConfig(consecutive_failures=1, wait_duration=2.0)
+    a = Scripted(clock, [error(503), (0.01, "a is back")], "a")
+    b = Scripted(clock, [(0.01, "b answers")] * 10, "b")
+    pool = router(clock, [ModelSpec("a", a), ModelSpec("b", b, priority=1)], breaker=breaker, retry=None)
+    seen: list[object] = []
+    assert run_on(clock, lambda: pool.execute({})).value == "b answers"  # a fails and opens
+    pool.events.subscribe(seen.append)
+    for _ in range(3):
+        assert run_on(clock, lambda: pool.execute({})).value == "b answers"
+    assert not [e for e in seen if isinstance(e, FallbackUsed)]  # b was first: no refusal met
+    clock.advance(2.0)
+    outcome = run_on(clock, lambda: pool.execute({}))
+    assert (outcome.value, outcome.model) == ("a is back", "a")  # the wait is over: a probes
+    assert pool.models["a"].breaker.state is not CircuitState.OPEN
