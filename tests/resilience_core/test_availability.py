@@ -330,3 +330,13 @@ def test_a_model_whose_open_circuit_would_refuse_waits_as_a_reserve_then_is_prob
     outcome = run_on(clock, lambda: pool.execute({}))
     assert (outcome.value, outcome.model) == ("a is back", "a")  # the wait is over: a probes
     assert pool.models["a"].breaker.state is not CircuitState.OPEN
+
+
+def test_under_short_rate_limits_on_every_model_a_request_waits_past_two_rounds(clock):
+    """Three held rounds in a row failed one request in 700 under 429s on a third of each
+    model's calls, with seconds of the deadline left: short holds are waited out up to 3 s."""
+    models = [Scripted(clock, [(0.01, error(429, retry_after=0.5))] * 3 + [(0.01, n)], n) for n in "abc"]
+    specs = [ModelSpec(n, m, priority=i) for i, (n, m) in enumerate(zip("abc", models, strict=True))]
+    outcome = run_on(clock, lambda: router(clock, specs).execute({}))
+    assert outcome.value == "a" and outcome.attempts == 10  # three held rounds, then a answers
+    assert clock.now() < 2.0
