@@ -35,7 +35,7 @@ from harness.gateway.http.guards import json_bodies_only
 from harness.gateway.http.handlers import ChatHandler
 from harness.gateway.metrics import add_metrics_route
 from harness.gateway.routing import Routing
-from resilience_core import AUDITED, AuditTrail, Clock, Event, ModelRouter
+from resilience_core import AUDITED, AuditTrail, Clock, Event, HealthChanged, HealthStatus, ModelRouter
 
 
 class Gateway:
@@ -62,6 +62,8 @@ class Gateway:
             clock=clock,
         )
         self.health: dict[str, GroupHealth] = {}
+        self._probed: dict[str, str] = {}
+        """Each probed deployment's label, and the group whose checks probe it."""
         self._stopping: set[asyncio.Task[None]] = set()
         self._started = False
         self.auth = AdminAuth(resolve_token(config.admin_token))
@@ -101,7 +103,16 @@ class Gateway:
         if policy is not None:
             # A group made on demand (a wildcard) just served a request: its first probe can wait.
             first_after = policy.interval if self._started else None
-            upstreams = dict(self.routing.pools[group])
+            # A deployment in several groups (every provider model also has its own implicit
+            # group) is probed once, by the first group that has it; its health reaches every
+            # router that routes to it (`_health_event`). Probing it per group doubled the
+            # probes, and the endpoints count each as an upstream call.
+            upstreams = {
+                label: upstream for label, upstream in self.routing.pools[group] if label not in self._probed
+            }
+            if not upstreams:
+                return
+            self._probed.update(dict.fromkeys(upstreams, group))
             record = partial(self._health_event, group)
             rng = random.Random(self.routing.rng.random()) if self.routing.rng is not None else None
             health = GroupHealth(
@@ -118,6 +129,7 @@ class Gateway:
             health.start()
 
     def _unwatch(self, group: str) -> None:
+        self._probed = {label: owner for label, owner in self._probed.items() if owner != group}
         health = self.health.pop(group, None)
         if health is not None:  # dropped from a request handler: its checks end in the background
             task = asyncio.get_running_loop().create_task(health.stop())
@@ -125,6 +137,11 @@ class Gateway:
             task.add_done_callback(self._stopping.discard)
 
     def _health_event(self, group: str, event: Event) -> None:
+        if isinstance(event, HealthChanged) and event.model is not None:
+            healthy = event.to_state != HealthStatus.UNHEALTHY
+            for name, router in self.routing.routers.items():  # its own group's router is told already
+                if name != group and event.model in router.models:
+                    router.set_health(event.model, healthy)
         if self.audit is not None:
             self.audit(event)
         if self.operator.recent.add(event, group):

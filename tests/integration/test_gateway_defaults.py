@@ -56,11 +56,11 @@ def chat(stack: ChaosStack, **extra: Any) -> requests.Response:
     return requests.post(f"{stack.gateway_url}/v1/chat/completions", json=body, timeout=15)
 
 
-def health(stack: ChaosStack, label: str) -> str:
+def health(stack: ChaosStack, label: str, group: str = GROUP) -> str:
     state = requests.get(
         f"{stack.gateway_url}/admin/state", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
     )
-    return next(m["health"] for m in state.json()["groups"][GROUP] if m["model"] == label)
+    return next(m["health"] for m in state.json()["groups"][group] if m["model"] == label)
 
 
 def test_health_checks_find_an_idle_models_death_and_its_return(stack):
@@ -74,6 +74,8 @@ def test_health_checks_find_an_idle_models_death_and_its_return(stack):
     )
     metrics = requests.get(f"{stack.gateway_url}/metrics", timeout=5).text
     assert 'gateway_model_health{group="chat",model="model-2/model-2",status="unhealthy"} 1.0' in metrics
+    # model-2's own (implicit) group routes to the same deployment: told, not probing it again
+    assert health(stack, "model-2/model-2", group="model-2") == "unhealthy"
     stack.toxics.set_enabled("model-2", True)
     wait_until(lambda: health(stack, "model-2/model-2") == "healthy", timeout=10, what="back to healthy")
 
@@ -196,3 +198,13 @@ def test_a_client_trickling_its_headers_is_disconnected_and_others_are_still_ser
             assert time.monotonic() - started < 5
     finally:
         gateway.stop()
+
+
+def test_a_deployment_in_two_groups_is_probed_once_per_interval(stack):
+    """Every provider model also has its own implicit group; probing per group doubled the
+    probes, and the endpoints count each as an upstream call (retry amplification)."""
+    endpoint = stack.stack.endpoint("model-2")  # idle: only health probes reach it
+    endpoint.reset_counts()
+    time.sleep(3.0)  # three intervals of 1 s (jitter 10 %)
+    probes = sum(sum(kinds.values()) for kinds in endpoint.counts()["per_second"].values())
+    assert 2 <= probes <= 4, probes
