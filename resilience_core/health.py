@@ -122,7 +122,7 @@ class HealthChecker:
             raise ValueError("interval and fast_interval must be > 0, jitter within [0, 1)")
         self.interval = interval
         self.fast_interval = fast_interval if fast_interval is not None else interval
-        """How often a model that is not healthy (or `urgent` says so) is probed."""
+        """The longest wait between probes of a model that is not healthy (or `urgent` says so)."""
         self.jitter = jitter
         """Each wait is stretched or shrunk by up to this share: a large pool never probes in step."""
         self.rng = rng if rng is not None else random.Random()
@@ -197,12 +197,15 @@ class HealthChecker:
         return dict(zip(models, results, strict=True))
 
     def next_wait(self, model: str) -> float:
-        """Seconds until `model`'s next probe: the fast pace while it is not healthy (or urgent),
-        the normal one otherwise, each with jitter."""
+        """Seconds until `model`'s next probe: the normal interval with jitter while it is healthy;
+        while it is not (or `urgent`), anywhere from half the fast interval to all of it. A
+        failing model gets no traffic but probes, so those must not fall in step with a fault
+        that comes and goes: probes a steady second apart could land in every outage of a model
+        flapping at that rhythm and keep it out of service through each time it was back."""
         urgent = self.urgent is not None and self.urgent(model)
-        fast = urgent or self._status[model] is not HealthStatus.HEALTHY
-        base = self.fast_interval if fast else self.interval
-        return base * (1.0 + self.rng.uniform(-self.jitter, self.jitter))
+        if urgent or self._status[model] is not HealthStatus.HEALTHY:
+            return self.fast_interval * self.rng.uniform(0.5, 1.0)
+        return self.interval * (1.0 + self.rng.uniform(-self.jitter, self.jitter))
 
     async def run(self) -> None:
         """Probe forever, each model on its own schedule (`next_wait`), the first probes spread

@@ -142,7 +142,8 @@ class StreamPolicy(Strict):
 
 class HealthPolicy(Strict):
     """Active health checks: every model probed each `interval` s (with jitter, so a large pool
-    does not probe in step), unhealthy or open ones each `unhealthy_interval` s."""
+    does not probe in step), unhealthy or open ones at most `unhealthy_interval` s apart (a random
+    wait from half of it, so probes never fall in step with a model that flaps at that rhythm)."""
 
     interval: float = Field(30.0, gt=0)
     unhealthy_interval: float = Field(1.0, gt=0)

@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from resilience_core import HealthChanged, HealthChecker, HealthStatus, HealthThresholds
@@ -106,6 +108,37 @@ def test_an_unhealthy_model_is_probed_at_the_fast_pace_and_probes_are_spread_by_
     assert 2 <= len(steady.calls) <= 3  # every ~30 s while healthy
     gaps = [b - a for a, b in zip(steady.calls, steady.calls[1:], strict=False)]
     assert all(27.0 <= gap <= 33.0 for gap in gaps) and any(gap != 30.0 for gap in gaps)
+
+
+def test_a_model_flapping_at_the_fast_pace_is_not_probed_only_in_its_outages(clock):
+    """Down for the first half of every second, probed at most a second apart: probes a steady
+    second apart would all land in outages and keep it unhealthy while it is back half the time."""
+
+    async def flapping() -> str:
+        if clock.now() % 1.0 < 0.5:
+            raise RuntimeError("down")
+        return "ok"
+
+    checker = HealthChecker(
+        {"m": flapping},
+        interval=30.0,
+        fast_interval=1.0,
+        jitter=0.0,
+        first_after=0.0,
+        rng=random.Random(3),
+        clock=clock,
+        thresholds=HealthThresholds(unhealthy_after=1, recover_after=1),
+    )
+    seen: list[str] = []
+    checker.on_alert(lambda change: seen.append(change.to_state))
+
+    async def run_for_a_while():
+        checker.start()
+        await clock.sleep(10.0)
+        await checker.stop()
+
+    run_on(clock, run_for_a_while)
+    assert seen[:2] == ["unhealthy", "healthy"], seen
 
 
 def test_with_recover_after_one_good_probe_brings_a_model_back(clock):
