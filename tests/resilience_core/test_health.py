@@ -141,6 +141,45 @@ def test_a_model_flapping_at_the_fast_pace_is_not_probed_only_in_its_outages(clo
     assert seen[:2] == ["unhealthy", "healthy"], seen
 
 
+def test_healthy_models_due_within_the_batch_are_probed_in_one_wake_up(clock):
+    """500 models every 30 s would wake the loop 17 times a second; each wake-up costs about
+    as much as a probe. Batched, a probe goes out up to `batch` s early, never late."""
+    probed: dict[str, list[float]] = {f"m{i}": [] for i in range(40)}
+
+    def probe_of(model: str):
+        async def probe() -> str:
+            probed[model].append(clock.now())
+            return "ok"
+
+        return probe
+
+    def instants(batch: float) -> set[float]:
+        for times in probed.values():
+            times.clear()
+        checker = HealthChecker(
+            {m: probe_of(m) for m in probed},
+            interval=10.0,
+            jitter=0.1,
+            batch=batch,
+            rng=random.Random(5),
+            clock=clock,
+        )
+
+        async def run_for_a_while():
+            checker.start()
+            await clock.sleep(40.0)
+            await checker.stop()
+
+        run_on(clock, run_for_a_while)
+        for times in probed.values():
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            assert all(9.0 - batch <= gap <= 11.0 for gap in gaps), gaps
+        return {t for times in probed.values() for t in times}
+
+    assert len(instants(0.0)) >= 150  # every probe on its own wake-up
+    assert len(instants(1.0)) <= 45  # about one a second
+
+
 def test_with_recover_after_one_good_probe_brings_a_model_back(clock):
     probe = Scripted(clock, [RuntimeError("down"), RuntimeError("down"), RuntimeError("down"), "ok"])
     checker = HealthChecker(
