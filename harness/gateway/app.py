@@ -30,7 +30,7 @@ from harness.gateway.admin.feed import StateFeed
 from harness.gateway.admin.state import OperatorState, call_counts, model_states
 from harness.gateway.config import GatewayConfig
 from harness.gateway.dashboard import add_dashboard_routes
-from harness.gateway.health import GroupHealth
+from harness.gateway.health import GroupHealth, own_connection, through_upstream
 from harness.gateway.http.guards import json_bodies_only
 from harness.gateway.http.handlers import ChatHandler
 from harness.gateway.metrics import add_metrics_route
@@ -124,6 +124,7 @@ class Gateway:
                 first_after,
                 clock=self.routing.clock,
                 rng=rng,
+                probe_with=own_connection if self.routing.owns_session else through_upstream,
             )
             self.health[group] = health
             health.start()

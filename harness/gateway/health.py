@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import aiohttp
 
 from harness.gateway.config import HealthPolicy
+from harness.gateway.probe_client import ProbeClient
 from harness.gateway.upstream import Upstream
 from resilience_core import (
     CircuitState,
@@ -36,6 +38,20 @@ PROBE_BATCH = 1.0
 """Seconds within which healthy models' probes go out together: a second early on a 30 s
 interval changes nothing, and one wake-up for many probes cut their CPU at 500 models by half."""
 
+Probe = Callable[[], Awaitable[Any]]
+
+
+def through_upstream(upstream: Upstream) -> Probe:
+    """The probe as a request like any other, through the upstream's session (the simulation
+    gives the gateway a session of its own making: its probes must take that road too)."""
+    return partial(upstream, PROBE)
+
+
+def own_connection(upstream: Upstream) -> ProbeClient:
+    """The probe over a kept connection of its own, at a fraction of an aiohttp request's CPU
+    (`probe_client`): what a gateway that owns its HTTP session probes with."""
+    return ProbeClient(upstream.url, upstream.headers, {**PROBE, "model": upstream.model})
+
 
 class GroupHealth:
     """The health checks of one group's models."""
@@ -50,14 +66,17 @@ class GroupHealth:
         first_after: float | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        probe_with: Callable[[Upstream], Probe] | None = None,
     ) -> None:
+        probe_with = probe_with if probe_with is not None else through_upstream
         self.router = router
         self.policy = policy
         self.session = session
         self.record = record
         self.events = EventBus()
+        self._sends = {label: probe_with(upstream) for label, upstream in upstreams.items()}
         self.checker = HealthChecker(
-            {label: self._probe(label, upstream) for label, upstream in upstreams.items()},
+            {label: self._probe(label, send) for label, send in self._sends.items()},
             interval=policy.interval,
             fast_interval=policy.unhealthy_interval,
             jitter=policy.jitter,
@@ -73,14 +92,13 @@ class GroupHealth:
         self.events.subscribe(self._changed, kinds=(HealthChanged,))
         self._posts: set[asyncio.Task[None]] = set()
 
-    def _probe(self, label: str, upstream: Upstream) -> Callable[[], Any]:
+    def _probe(self, label: str, send: Probe) -> Probe:
         metrics = self.router.models[label].metrics
-
         clock = self.router.clock
 
         async def probe() -> None:
             started = clock.now()
-            await upstream(PROBE)  # raises on any failure: the checker counts it
+            await send()  # raises on any failure: the checker counts it
             metrics.probed(clock.now() - started)
 
         return probe
@@ -122,6 +140,9 @@ class GroupHealth:
 
     async def stop(self) -> None:
         await self.checker.stop()
+        for send in self._sends.values():
+            if isinstance(send, ProbeClient):
+                send.close()
         for task in list(self._posts):
             task.cancel()
 

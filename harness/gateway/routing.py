@@ -72,22 +72,17 @@ class Routing:
 
     async def start(self) -> None:
         if self.session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=self._keepalive()
-            )
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
             timeout = aiohttp.ClientTimeout(total=None)
             self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         for name, group in self._groups().items():
             self._add_group(name, group)
 
-    def _keepalive(self) -> float:
-        """Seconds an idle upstream connection is kept: past the longest wait between health
-        probes, so an idle model's probe reuses its connection (a new TCP connection per probe
-        was about 40 % of the probes' CPU at 500 models); aiohttp's 15 s otherwise."""
-        health = self.config.policies.health
-        if health is None:
-            return 15.0
-        return max(15.0, health.interval * (1.0 + health.jitter) + 5.0)
+    @property
+    def owns_session(self) -> bool:
+        """Whether the HTTP session is this gateway's own (not one given to it, as the
+        simulation gives its in-process one)."""
+        return self._owns_session
 
     async def stop(self) -> None:
         if self.session is not None and self._owns_session:

@@ -1,3 +1,4 @@
+import itertools
 import random
 
 import pytest
@@ -172,7 +173,7 @@ def test_healthy_models_due_within_the_batch_are_probed_in_one_wake_up(clock):
 
         run_on(clock, run_for_a_while)
         for times in probed.values():
-            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(times)]
             assert all(9.0 - batch <= gap <= 11.0 for gap in gaps), gaps
         return {t for times in probed.values() for t in times}
 
