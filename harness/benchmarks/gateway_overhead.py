@@ -308,7 +308,8 @@ def _probe_lines(probes: dict[str, Any]) -> list[str]:
         f"{probes['unchecked_cpu_share']:.2%}, over the same {probes['seconds']:g} s: the probes cost "
         f"**{probes['probe_cpu_share']:.2%} of one core** (target: under 1 %). The same requests from a "
         f"bare aiohttp session, batched once a second, cost {probes['bare_client_cpu_share']:.2%}: "
-        "the floor for probes made with this HTTP stack on this machine.",
+        "why probes have a kept connection and a minimal HTTP/1.1 exchange of their own "
+        "(`harness/gateway/probe_client.py`) instead of the gateway's aiohttp session.",
     ]
 
 

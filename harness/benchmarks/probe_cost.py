@@ -2,7 +2,7 @@
 one with the default health policy and one with none, their CPU compared over the same
 minute once every model has had its first probe (the first ones are spread over an interval
 and open a connection each). Beside it, the same number of one-token requests from a bare
-aiohttp client in batches: the floor of any probe made with that HTTP stack."""
+aiohttp session in batches: what the probes would cost through the gateway's HTTP client."""
 
 from __future__ import annotations
 
