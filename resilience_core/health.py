@@ -236,7 +236,8 @@ class HealthChecker:
             if due[0][0] > now:
                 await self.clock.sleep(due[0][0] - now)
                 now = self.clock.now()
-            ready, early = [], []
+            ready: list[tuple[float, str, bool]] = []
+            early: list[tuple[float, str, bool]] = []
             while due and due[0][0] <= now + self.batch:
                 entry = heapq.heappop(due)
                 (ready if entry[0] <= now or not entry[2] else early).append(entry)

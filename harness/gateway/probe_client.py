@@ -51,26 +51,23 @@ class ProbeClient:
 
     async def __call__(self) -> dict[str, Any]:
         """The answer, or an exception for anything a healthy model would not have said."""
-        connection, reused = self._connection, True
-        if connection is None or connection.closed:
-            connection, reused = await self._connect(), False
-        try:
-            status, body = await connection.exchange(self.request)
-        except ConnectionError:
-            connection.close()
-            self._connection = None
-            if not reused or connection.answered:
+        for last_try in (False, True):
+            kept = self._connection
+            reused = kept is not None and not kept.closed
+            connection = kept if kept is not None and reused else await self._connect()
+            try:
+                status, body = await connection.exchange(self.request)
+                break
+            except ConnectionError:
+                self._drop(connection)
+                # The upstream closed a kept connection just as we used it: once more on a new one.
+                if last_try or not reused or connection.answered:
+                    raise
+            except BaseException:  # a timeout or cancellation mid-answer: the connection is unusable
+                self._drop(connection)
                 raise
-            # The upstream closed a kept connection just as we used it: once more on a new one.
-            connection = await self._connect()
-            status, body = await connection.exchange(self.request)
-        except BaseException:  # a timeout or cancellation mid-answer: the connection is unusable
-            connection.close()
-            self._connection = None
-            raise
         if not connection.keep_alive:
-            connection.close()
-            self._connection = None
+            self._drop(connection)
         if status != 200:
             raise ModelCallError(f"probe answered {status}", status=status)
         try:
@@ -87,10 +84,14 @@ class ProbeClient:
         self._connection = connection
         return connection
 
+    def _drop(self, connection: _Exchange) -> None:
+        connection.close()
+        if self._connection is connection:
+            self._connection = None
+
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+            self._drop(self._connection)
 
 
 class _Exchange(asyncio.Protocol):
