@@ -41,8 +41,9 @@ EARLY_PROBE_GAP = 0.25
 """Seconds a model whose early probe failed is not probed early again: while a pool is all
 down each model is probed at most four times a second, not once per request (at 40 requests/s
 three dead models cost 120 probes, audit lines and refused connections a second, doubling the
-gateway's CPU), and one that comes back is still found within a quarter second. A model reopened by a call's
-late verdict, or whose probe succeeded, is not held back (explore found such a model well)."""
+gateway's CPU), and one that comes back is still found within a quarter second. A model
+reopened by a call's late verdict, or whose probe succeeded, is not held back (explore found
+such a model well)."""
 PROBE_WAIT = 2.0
 """Seconds a request that every model failed waits for another request's probe of a half-open
 model (its permits all taken) to decide, rather than fail while the model may be back."""

@@ -164,10 +164,10 @@ def _drive(
             cpu_at_start = cpu_of() if cpu_of is not None else None
             with Observers(observers) as watch:
                 while True:
-                    _check_alive(run.stack, gateway, time.time() - t0)
+                    _check_alive(run.stack, gateway, since_t0())
                     if load_ended(locust, since_t0, scenario.duration):
                         break
-                    t = time.time() - t0
+                    t = since_t0()
                     try:
                         applier.apply(timeline.active_faults(t) if t < scenario.duration else {}, t)
                     except requests.RequestException as exc:
