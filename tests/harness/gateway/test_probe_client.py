@@ -131,9 +131,10 @@ def test_a_probe_cut_off_by_its_timeout_leaves_no_half_read_connection_behind():
     async def handler(request: web.Request) -> web.Response:
         nonlocal calls
         calls += 1
-        if calls == 1:
+        call = calls
+        if call == 1:
             await asyncio.sleep(1.0)  # silent past the probe's timeout, then answers late
-        return web.json_response(ANSWER)
+        return web.json_response({"choices": [{"message": {"content": f"call {call}"}}]})
 
     async def main() -> dict[str, Any]:
         runner, url = await serve(handler)
@@ -146,7 +147,7 @@ def test_a_probe_cut_off_by_its_timeout_leaves_no_half_read_connection_behind():
             probe.close()
             await runner.cleanup()
 
-    assert asyncio.run(main()) == ANSWER
+    assert asyncio.run(main())["choices"][0]["message"]["content"] == "call 2"
 
 
 def test_a_refused_connection_fails_the_probe():
