@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.gateway.upstream import parse_answer
 from resilience_core import ModelCallError
 
 MAX_HEAD = 64 * 1024
@@ -70,13 +71,7 @@ class ProbeClient:
             self._drop(connection)
         if status != 200:
             raise ModelCallError(f"probe answered {status}", status=status)
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            raise ModelCallError("probe answer is not JSON", status=502) from None
-        if not isinstance(answer, dict) or not answer.get("choices"):
-            raise ModelCallError("probe answer has no choices", status=502)
-        return answer
+        return parse_answer(body, "probe")
 
     async def _connect(self) -> _Exchange:
         loop = asyncio.get_running_loop()

@@ -255,6 +255,17 @@ def _connection_error(exc: aiohttp.ClientError) -> ConnectionError:
     return ConnectionResetError(f"connection to upstream broke: {type(exc).__name__}")
 
 
+def parse_answer(raw: bytes, source: str) -> dict[str, Any]:
+    """A whole (non-streamed) answer, or the ModelCallError of one no healthy model sends."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise ModelCallError(f"{source} sent malformed JSON: its answer is not JSON", status=502) from None
+    if not isinstance(answer, dict) or not answer.get("choices"):
+        raise ModelCallError(f"{source} answer has no choices", status=502)
+    return answer
+
+
 class Upstream:
     """One deployment: a base URL, a model name, an optional key, and a shared session."""
 
@@ -292,13 +303,7 @@ class Upstream:
             raise ConnectionResetError("upstream response was cut short") from None
         except aiohttp.ClientConnectionError as exc:
             raise _connection_error(exc) from None
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise ModelCallError("upstream sent malformed JSON", status=502) from None
-        if not isinstance(answer, dict) or not answer.get("choices"):
-            raise ModelCallError("upstream answer has no choices", status=502)
-        return answer
+        return parse_answer(raw, "upstream")
 
     async def _check(self, response: aiohttp.ClientResponse, payload: dict[str, Any]) -> None:
         try:
