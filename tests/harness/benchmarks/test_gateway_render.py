@@ -1,0 +1,52 @@
+"""The gateway bench's page: rendered from figures, so a 40-minute `make bench` does not die at
+its last step, and each change it publishes is the paired one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.benchmarks.gateway_overhead import _paired_change, render
+
+
+def _figures(p50: float, cpu: float) -> dict[str, float]:
+    return {"p50_ms": p50, "p99_ms": 2 * p50, "cpu_s_per_1000": cpu, "rate": 300.0}
+
+
+def _run(models: int, ours: list[dict[str, float]], theirs: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "per_mode": {"resilient": ours[0], "passthrough": theirs[0]},
+        "paired_cpu_change": _paired_change(ours, theirs, "cpu_s_per_1000"),
+        "paired_p50_change": _paired_change(ours, theirs, "p50_ms"),
+        "errors": {"resilient": 0, "passthrough": 0},
+        "toxiproxy_hop": {"direct_p50_ms": 30.0, "proxied_p50_ms": 30.1},
+        "models": models,
+    }
+
+
+def test_changes_are_the_median_of_paired_rounds():
+    # Round two hit a slow patch on both sides: paired, it changes nothing.
+    ours = [_figures(40.4, 1.03), _figures(80.8, 2.06), _figures(40.0, 1.02)]
+    theirs = [_figures(40.0, 1.00), _figures(80.0, 2.00), _figures(40.0, 1.00)]
+    change = _paired_change(ours, theirs, "p50_ms")
+    assert change["median"] == pytest.approx(0.01)
+    assert len(change["rounds"]) == 3
+
+
+def test_the_page_shows_paired_p50_and_cpu_changes_and_the_a_a_noise():
+    ours = [_figures(40.4, 1.03), _figures(40.2, 1.05)]
+    theirs = [_figures(40.0, 1.00), _figures(40.0, 1.00)]
+    data = {
+        "rounds": 2,
+        "rate": 300.0,
+        "duration": 5.0,
+        "overhead": [_run(1, ours, theirs), _run(5, ours, theirs)],
+        "a_a": _run(1, theirs, theirs),
+        "instructions": [{"skipped": "valgrind is not installed"}],
+        "scale": [],
+    }
+    page = render(data, "make bench")
+    assert "| 1 | **resilient vs passthrough** | **+0.8% (rounds +0.5% to +1.0%)** |" in page
+    assert "**+4.0% (rounds +3.0% to +5.0%)** |" in page
+    assert "reads CPU +0.0% (rounds +0.0% to +0.0%), p50 +0.0%" in page
