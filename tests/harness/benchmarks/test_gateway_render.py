@@ -43,10 +43,19 @@ def test_the_page_shows_paired_p50_and_cpu_changes_and_the_a_a_noise():
         "duration": 5.0,
         "overhead": [_run(1, ours, theirs), _run(5, ours, theirs)],
         "a_a": _run(1, theirs, theirs),
-        "instructions": [{"skipped": "valgrind is not installed"}],
+        "instructions": [
+            {
+                "per_request": {"passthrough": 900_000.0, "resilient": 945_000.0},
+                "upstream_per_request": {"passthrough": 1.0, "resilient": 1.02},
+                "models": 5,
+                "requests": 1200,
+            }
+        ],
         "scale": [],
     }
     page = render(data, "make bench")
     assert "| 1 | **resilient vs passthrough** | **+0.8% (rounds +0.5% to +1.0%)** |" in page
     assert "**+4.0% (rounds +3.0% to +5.0%)** |" in page
     assert "reads CPU +0.0% (rounds +0.0% to +0.0%), p50 +0.0%" in page
+    assert "- 5 models: passthrough 900 k, resilient 945 k, **+5.0%** (at least 1200 requests each; " in page
+    assert "upstream calls per request 1.000 and 1.020)" in page
