@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from harness.benchmarks.probe_cost import probe_cost
 from harness.benchmarks.readme import bench_command, publish
 from harness.gateway.launch import gateway_config
 from harness.run import GatewayProcess
-from harness.stack import start_stack
+from harness.stack import Stack, start_stack
 from harness.stack.processes import raise_on_sigterm
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,9 +68,35 @@ def load(url: str, *, rate: float = 0.0, duration: float = 5.0, concurrency: int
     return load_figures(start_load(url, rate=rate, duration=duration, concurrency=concurrency), duration + 60)
 
 
-RESILIENT_VS_CONTROL = (("resilient", "resilient"), ("passthrough", "passthrough"))
-A_A = (("passthrough A", "passthrough"), ("passthrough B", "passthrough"))
+@dataclass(frozen=True)
+class Side:
+    """One gateway of a measured pair: its label, its mode, and whether it is pointed at the
+    stack's first model only (every request to model-0, as the sequential plan sends them)."""
+
+    label: str
+    mode: str
+    first_model_only: bool = False
+
+
+@dataclass(frozen=True)
+class _FirstModel:
+    models: list[str]
+    proxy_urls: dict[str, str]
+
+
+RESILIENT_VS_CONTROL = (Side("resilient", "resilient"), Side("passthrough", "passthrough"))
+A_A = (Side("passthrough A", "passthrough"), Side("passthrough B", "passthrough"))
 """Two identical gateways measured the same way: how far apart the method puts equals."""
+ROUTING = (Side("passthrough on model-0", "passthrough", True), Side("passthrough", "passthrough"))
+"""No policies on either side, one sending everything to the first of five models as the
+sequential plan does, the other round-robin: what the five-model pair owes to routing."""
+
+
+def _pointed(stack: Stack, side: Side) -> Stack | _FirstModel:
+    if not side.first_model_only:
+        return stack
+    first = stack.models[0]
+    return _FirstModel([first], {first: stack.proxy_urls[first]})
 
 
 def overhead(
@@ -78,7 +105,7 @@ def overhead(
     rate: float,
     duration: float,
     models: int = 5,
-    pair: tuple[tuple[str, str], ...] = RESILIENT_VS_CONTROL,
+    pair: tuple[Side, Side] = RESILIENT_VS_CONTROL,
 ) -> dict[str, Any]:
     """Both gateways take the same load at the same time, each from its own load generator, and
     each round compares their CPU over the same seconds: this VM's speed moves by tens of
@@ -88,15 +115,16 @@ def overhead(
 
     With one model both modes route identically, so the difference is the policies alone;
     with five, passthrough spreads round-robin while the resilient sequential plan uses model-0."""
-    stack = start_stack(models, folder / f"overhead{models}-{pair[0][0].replace(' ', '')}")
-    samples: dict[str, list[dict[str, float]]] = {label: [] for label, _ in pair}
+    stack = start_stack(models, folder / f"overhead{models}-{pair[0].label.replace(' ', '')}")
+    samples: dict[str, list[dict[str, float]]] = {side.label: [] for side in pair}
     try:
         for half in range(2):
             order = pair if half == 0 else pair[::-1]
             gateways = {}
-            for label, mode in order:
-                slug = f"{label.replace(' ', '-')}-{models}-{half}"
-                gateways[label] = GatewayProcess.start(gateway_config(stack, mode), folder, slug)
+            for side in order:
+                slug = f"{side.label.replace(' ', '-')}-{models}-{half}"
+                config = gateway_config(_pointed(stack, side), side.mode)
+                gateways[side.label] = GatewayProcess.start(config, folder, slug)
             for gateway in gateways.values():
                 load(gateway.url, rate=rate, duration=1.0)  # warm-up
             for turn in range((rounds + 1 - half) // 2):
@@ -124,7 +152,7 @@ def overhead(
     medians = {
         label: {k: statistics.median(s[k] for s in runs) for k in keys} for label, runs in samples.items()
     }
-    (first, _), (second, _) = pair
+    first, second = pair[0].label, pair[1].label
     return {
         "per_mode": medians,
         "paired_cpu_change": _paired_change(samples[first], samples[second], "cpu_s_per_1000"),
@@ -301,6 +329,7 @@ def render(data: dict[str, Any], command: str) -> str:
         "",
         "With 1 model both modes route identically: the difference is the policies alone. With 5, "
         "passthrough spreads round-robin while the resilient (sequential) plan sends all to model-0.",
+        *_routing_lines(data.get("routing")),
         f"Errors during these rounds: {errors}.",
         "",
         f"Toxiproxy hop: p50 {hop['direct_p50_ms']:.2f} ms direct to an endpoint, "
@@ -322,6 +351,19 @@ def render(data: dict[str, Any], command: str) -> str:
     if "probes" in data:
         lines += ["", *_probe_lines(data["probes"])]
     return "\n".join(lines) + "\n"
+
+
+def _routing_lines(routing: dict[str, Any] | None) -> list[str]:
+    """What sending every request to one of five models costs with no policies at all: the
+    part of the five-model pair that is routing."""
+    if routing is None:
+        return []
+    one, spread = routing["per_mode"]["passthrough on model-0"], routing["per_mode"]["passthrough"]
+    return [
+        "The same method on that difference alone, with no policies on either side (two passthrough "
+        "gateways on 5 models, one pointed at model-0 only, the other round-robin): CPU "
+        f"{_paired(routing, 'cpu')}, p50 {_paired(routing, 'p50')}, p99 {_change(one, spread, 'p99_ms')}."
+    ]
 
 
 def _probe_lines(probes: dict[str, Any]) -> list[str]:
@@ -369,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         data: dict[str, Any] = {"rounds": args.rounds, "rate": args.rate, "duration": args.duration}
         data["overhead"] = [overhead(folder, args.rounds, args.rate, args.duration, n) for n in (1, 5)]
         data["a_a"] = overhead(folder, args.rounds, args.rate, args.duration, 1, A_A)
+        data["routing"] = overhead(folder, args.rounds, args.rate, args.duration, 5, ROUTING)
         data["instructions"] = [instructions(folder, 6 * args.duration, n) for n in (1, 5)]
         data["scale"] = [
             scale(folder, 5, args.duration),

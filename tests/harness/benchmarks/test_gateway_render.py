@@ -14,9 +14,11 @@ def _figures(p50: float, cpu: float) -> dict[str, float]:
     return {"p50_ms": p50, "p99_ms": 2 * p50, "cpu_s_per_1000": cpu, "rate": 300.0}
 
 
-def _run(models: int, ours: list[dict[str, float]], theirs: list[dict[str, float]]) -> dict[str, Any]:
+def _run(
+    models: int, ours: list[dict[str, float]], theirs: list[dict[str, float]], label: str = "resilient"
+) -> dict[str, Any]:
     return {
-        "per_mode": {"resilient": ours[0], "passthrough": theirs[0]},
+        "per_mode": {label: ours[0], "passthrough": theirs[0]},
         "paired_cpu_change": _paired_change(ours, theirs, "cpu_s_per_1000"),
         "paired_p50_change": _paired_change(ours, theirs, "p50_ms"),
         "errors": {"resilient": 0, "passthrough": 0},
@@ -43,6 +45,7 @@ def test_the_page_shows_paired_p50_and_cpu_changes_and_the_a_a_noise():
         "duration": 5.0,
         "overhead": [_run(1, ours, theirs), _run(5, ours, theirs)],
         "a_a": _run(1, theirs, theirs),
+        "routing": _run(5, ours, theirs, "passthrough on model-0"),
         "instructions": [
             {
                 "per_request": {"passthrough": 900_000.0, "resilient": 945_000.0},
@@ -59,3 +62,4 @@ def test_the_page_shows_paired_p50_and_cpu_changes_and_the_a_a_noise():
     assert "reads CPU +0.0% (rounds +0.0% to +0.0%), p50 +0.0%" in page
     assert "- 5 models: passthrough 900 k, resilient 945 k, **+5.0%** (at least 1200 requests each; " in page
     assert "upstream calls per request 1.000 and 1.020)" in page
+    assert "the other round-robin): CPU +4.0% (rounds +3.0% to +5.0%), p50 +0.8%" in page
