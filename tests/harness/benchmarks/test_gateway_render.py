@@ -28,9 +28,10 @@ def _run(
 
 
 def test_changes_are_the_median_of_paired_rounds():
-    # Round two hit a slow patch on both sides: paired, it changes nothing.
-    ours = [_figures(40.4, 1.03), _figures(80.8, 2.06), _figures(40.0, 1.02)]
-    theirs = [_figures(40.0, 1.00), _figures(80.0, 2.00), _figures(40.0, 1.00)]
+    # Rounds +2.5 %, 0 % and +1 %: their median is +1 %, while the ratio of each side's median
+    # (41.0 against 40.0) would read +2.5 %.
+    ours = [_figures(41.0, 1.03), _figures(50.0, 2.06), _figures(30.3, 1.02)]
+    theirs = [_figures(40.0, 1.00), _figures(50.0, 2.00), _figures(30.0, 1.00)]
     change = _paired_change(ours, theirs, "p50_ms")
     assert change["median"] == pytest.approx(0.01)
     assert len(change["rounds"]) == 3
