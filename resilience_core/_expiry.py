@@ -2,8 +2,7 @@
 
 Arming an event-loop timer per attempt costs more than the rest of a policy stack. The
 watchdog keeps deadlines in a dict (an insert and a delete per attempt) and one timer at the
-earliest deadline it knows; calls that finish in time never touch the timer, but for the
-last one out, which disarms it.
+earliest deadline it knows; calls that finish in time never touch the timer.
 """
 
 from __future__ import annotations
@@ -37,19 +36,8 @@ class Watchdog:
             self.arm(when)
 
     def remove(self, callback: Callable[[], object]) -> bool:
-        """Forget `callback`; True when it was still pending (it has not fired).
-
-        The last one out disarms the timer: under sparse traffic each call would otherwise
-        leave a timer that wakes the loop for nothing once per call (a cancelled timer at the
-        head of the loop's queue is dropped without a wake-up)."""
-        entries = self.entries
-        if entries.pop(callback, None) is None:
-            return False
-        if not entries and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-            self.armed_at = math.inf
-        return True
+        """Forget `callback`; True when it was still pending (it has not fired)."""
+        return self.entries.pop(callback, None) is not None
 
     def arm(self, when: float) -> None:
         """Make the timer fire at `when` (earlier than it is armed for now)."""

@@ -171,20 +171,3 @@ def test_a_call_that_swallows_the_timeouts_cancellation_leaves_the_task_clean(en
     else:
         assert outcome.value == "late answer"
     assert cancelling == 0
-
-
-def test_a_call_that_ends_in_time_leaves_no_timer_to_wake_the_loop():
-    """Each call under sparse traffic armed the deadline watchdog's timer and left it to wake
-    the loop for nothing after the call had ended: the last call out now disarms it."""
-
-    async def fast(request: object) -> str:
-        return "ok"
-
-    async def live_timers_after_calls() -> list[asyncio.TimerHandle]:
-        pipeline = Pipeline(Timeout(5.0))
-        for _ in range(3):
-            assert (await pipeline.execute(fast, {})).value == "ok"
-        loop = asyncio.get_running_loop()
-        return [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
-
-    assert asyncio.run(live_timers_after_calls()) == []
