@@ -506,6 +506,7 @@ def variant_slis(variant: VariantData) -> dict[str, Any]:
         "stream_contract": stream_contract(records, plan),
         "cpu_s_per_1000": cpu_per_1000(variant),
         "simulated": bool(variant.meta.get("simulated")),
+        "t0": variant.meta.get("t0"),
         "intervals": intervals,
         "phases": overall,
         "faults": faults,
@@ -538,9 +539,11 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     per-second samples)."""
     ours, theirs = main["phases"].get("baseline", {}), control["phases"].get("baseline", {})
     result: dict[str, Any] = {}
-    # The variants run one after the other: a neighbour that slows all of one window shifts
-    # every sample of it alike, which no interval over its samples can see (stats.DRIFT).
-    seconds = min(_seconds(ours), _seconds(theirs))
+    # Variants run one after the other see different seconds: a neighbour that slows all of one
+    # window shifts every sample of it alike, which no interval over its samples can see
+    # (stats.DRIFT). Run together (one t0), whatever slows one slows the other.
+    together = main.get("t0") is not None and main.get("t0") == control.get("t0")
+    seconds = math.inf if together else min(_seconds(ours), _seconds(theirs))
     if main.get("simulated"):  # the gateway's own work takes no virtual time: nothing to compare
         return {"latency_overhead_p50": None, "latency_overhead_p99": None, "resource_overhead": None}
     intervals = main.setdefault("intervals", {})
@@ -557,6 +560,7 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     result["resource_overhead"] = a / b - 1 if a is not None and b else None
     cpu_interval = ratio_of_sums_interval(main["_cpu_samples"], control["_cpu_samples"])
     cpu_seconds = min(len(main["_cpu_samples"]), len(control["_cpu_samples"]))  # one sample a second
+    cpu_seconds = math.inf if together else cpu_seconds
     if cpu_interval is not None:
         intervals["resource_overhead"] = list(allow_for_drift(cpu_interval, cpu_seconds))
     result["cpu_samples"] = min(main.get("requests", 0), control.get("requests", 0))

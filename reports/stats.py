@@ -120,9 +120,10 @@ def _boot_quantiles(sample: np.ndarray, q: float, resamples: int, rng: np.random
 
 
 DRIFT_FREE_SECONDS = 20.0
-"""Seconds of baseline per variant from which an overhead's interval is taken as it is. The
-variants run one after the other, so a neighbour on a shared host slows every sample of one
-window and none of the other: no interval over one window's samples can see that. Measured
+"""Seconds of baseline per variant from which an overhead's interval is taken as it is, when
+the variants ran one after the other (a run normally runs them together; not on an attached
+stack, the docker backend or remote workers): a neighbour on a shared host then slows every
+sample of one window and none of the other, and no interval over one window's samples can see it. Measured
 here: six 5-second smoke windows in one run put the resilient gateway at -15 % to +41 % of its
 control's CPU per request (the paired, interleaved gateway bench says +4 %), the +41 % with a
 "95 % interval" of +29 % to +74 %; with another job beside it, a 4-second baseline read a p50

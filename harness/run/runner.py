@@ -1,9 +1,11 @@
-"""One scenario run: the stack, each system under test in turn, the records, then the report.
+"""One scenario run: the stack, each system under test, the records, then the report.
 
-The scenario runs against the resilient gateway, then against the passthrough control (or once
-against an external URL). Whatever happens (normal end, Ctrl-C, SIGTERM, a child dying) the
-`finally` blocks remove every toxic and stop every process the run started, and the files
-already written stay on disk.
+The scenario runs against the resilient gateway and the passthrough control at the same time,
+each on a stack of its own started with the same seed, so both see the same seconds of the
+machine (or once against an external URL; one after the other on an attached stack, a docker
+stack or remote workers, which a run cannot duplicate). Whatever happens (normal end, Ctrl-C,
+SIGTERM, a child dying) the `finally` blocks remove every toxic and stop every process the run
+started, and the files already written stay on disk.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from harness.gateway.admin.auth import resolve_token, shown_token
 from harness.run.meta import versions
 from harness.run.sut import GatewayProcess
 from harness.run.target_command import StartedTarget, TargetCommand
-from harness.run.variant import Context, RemoteWorkers, Variant, VariantResult, run_variant
+from harness.run.variant import Context, RemoteWorkers, Variant, VariantResult, run_together, run_variant
 from harness.scenario import Scenario
 from harness.stack import EnvironmentProblem, Stack, start_stack
 from harness.stack.peer_configs import EMITTERS
@@ -92,13 +95,10 @@ class Runner:
         )
         raise_on_sigterm()
         stack = self._stack(scenario, folder, attach)
+        stacks = [stack]
         started: StartedTarget | None = None
         done: list[VariantResult] = []
         try:
-            if attach is None:
-                (folder / "stack" / "stack.json").write_text(
-                    json.dumps(stack.describe(), indent=2), encoding="utf-8"
-                )
             if target_command is not None:
                 latency = asdict(scenario.models.latency.to_model())
                 described = {**stack.describe(), "seed": scenario.seed, "latency": latency}
@@ -122,15 +122,27 @@ class Runner:
                 self._start_gateway,
                 self.remote,
             )
-            for variant in plan:
-                done.append(run_variant(scenario, variant, folder / variant.name, context))
+            if len(plan) > 1 and attach is None and self.remote is None and self.backend == "local":
+                stacks.append(self._stack(scenario, folder, None, "stack-control"))
+                control_context = replace(
+                    context, stack=stacks[-1], start_gateway=partial(self._start_gateway, own_port=True)
+                )
+                pairs = [
+                    (plan[0], folder / plan[0].name, context),
+                    (plan[1], folder / plan[1].name, control_context),
+                ]
+                done.extend(run_together(scenario, pairs))
+            else:
+                for variant in plan:
+                    done.append(run_variant(scenario, variant, folder / variant.name, context))
         except EnvironmentProblem as exc:
             (folder / NOT_JUDGED).write_text(json.dumps({"reason": str(exc)}), encoding="utf-8")
             raise
         finally:
             if started is not None:
                 started.stop()
-            stack.stop()
+            for each in reversed(stacks):
+                each.stop()
         result = RunResult(run_id, folder, done)
         result.report = build(folder)
         for variant_result in done:
@@ -150,7 +162,7 @@ class Runner:
                 ours = described[key]
                 self.progress(f"note: the attached stack's {key} is {ours}, not the scenario's {value}")
 
-    def _stack(self, scenario: Scenario, folder: Path, attach: Path | None) -> Stack:
+    def _stack(self, scenario: Scenario, folder: Path, attach: Path | None, name: str = "stack") -> Stack:
         if attach is not None:
             stack = Stack.attach(attach)
             if len(stack.models) < scenario.models.count:
@@ -163,14 +175,27 @@ class Runner:
         start = start_stack
         if self.backend == "docker":
             from harness.stack.docker import start_docker_stack as start  # the docker SDK only when asked
-        return start(
+        stack = start(
             scenario.models.count,
-            folder / "stack",
+            folder / name,
             latency=scenario.models.latency.to_model(),
             seed=scenario.seed,
         )
+        try:
+            (folder / name / "stack.json").write_text(
+                json.dumps(stack.describe(), indent=2), encoding="utf-8"
+            )
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
 
-    def _start_gateway(self, config: dict[str, Any], folder: Path) -> GatewayProcess:
+    def _start_gateway(self, config: dict[str, Any], folder: Path, own_port: bool = False) -> GatewayProcess:
+        """`own_port` for a gateway that runs beside another of this runner's."""
+        if own_port:
+            gateway = GatewayProcess.start({**config, "port": free_port()}, folder)
+            self.progress(f"[{folder.name}] dashboard: {gateway.url}/dashboard")
+            return gateway
         try:
             gateway = GatewayProcess.start({**config, "port": self.gateway_port}, folder)
         except EnvironmentProblem:

@@ -44,6 +44,20 @@ def test_one_model_down_resilient_keeps_serving_while_control_loses_a_third(tmp_
     assert '"to":"open"' in audit
     counts = json.loads((resilient.folder / "endpoint_counts.json").read_text())
     assert set(counts) == {"model-0", "model-1", "model-2"}
+    # Side by side: one t0 for both, each on a stack of its own, so neither sees the other's
+    # requests or faults, and both see the same seconds of the machine.
+    metas = [json.loads((v.folder / "run.json").read_text()) for v in result.variants]
+    assert metas[0]["t0"] == metas[1]["t0"]
+    stacks = [json.loads((result.folder / s / "stack.json").read_text()) for s in ("stack", "stack-control")]
+    assert stacks[0]["toxiproxy_url"] != stacks[1]["toxiproxy_url"]
+    assert set(stacks[0]["endpoint_urls"].values()).isdisjoint(stacks[1]["endpoint_urls"].values())
+    control_counts = json.loads((control.folder / "endpoint_counts.json").read_text())
+    served_control = sum(
+        sum(sec.values()) for m in control_counts.values() for sec in m["per_second"].values()
+    )
+    assert 0.5 * control.records < served_control <= control.records, (
+        "the control's stack saw the control's load alone"
+    )
 
 
 def test_latency_toxic_shows_in_the_affected_models_latencies(tmp_path):

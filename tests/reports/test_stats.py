@@ -105,3 +105,35 @@ def test_latency_overheads_allow_for_drift_only_on_short_baselines():
     overheads(*long)
     low, high = long[0]["intervals"]["latency_overhead_p50"]
     assert 0.2 < low < 0.27 < high < 0.34
+
+
+def test_variants_run_together_are_judged_without_the_drift_allowance():
+    """Run over the same seconds (one t0), whatever slowed one window slowed the other: a short
+    baseline's interval is the samples' own. Different t0s, one after the other, keep the allowance."""
+    from reports.sli import overheads
+
+    rng = np.random.default_rng(4)
+
+    def variant(t0: float, scale: float) -> dict:
+        samples = rng.normal(100 * scale, 5, 160)
+        baseline = {"requests": 160, "rps": 40.0, "p50_ms": float(np.median(samples)), "p99_ms": 130.0}
+        cpu = [(0.02 * scale, 40.0)] * 2 + [(0.021 * scale, 40.0)] * 2
+        return {
+            "phases": {"baseline": baseline},
+            "_latency_samples": {"baseline": samples},
+            "_cpu_samples": cpu,
+            "requests": 160,
+            "t0": t0,
+        }
+
+    together = variant(1000.0, 1.27), variant(1000.0, 1.0)
+    overheads(*together)
+    low, high = together[0]["intervals"]["latency_overhead_p50"]
+    assert 0.2 < low < 0.27 < high < 0.34
+    cpu_low, _ = together[0]["intervals"]["resource_overhead"]
+    assert cpu_low > 0.2
+    apart = variant(1000.0, 1.27), variant(1030.0, 1.0)
+    overheads(*apart)
+    low, high = apart[0]["intervals"]["latency_overhead_p50"]
+    assert low < 0.05 < 0.27 < high
+    assert apart[0]["intervals"]["resource_overhead"][0] < 0.0
