@@ -129,15 +129,16 @@ class Routing:
         """A stream continuing an answer cut after `sent` went out: the same request with `sent`
         as an assistant prefill, routed as any request of the group that served it, then of the
         fallback groups after it (so a model whose circuit just opened is skipped, and one that
-        refuses prefill is passed over). With `eject`, the `failed` model is first held for the
-        stream policy's `eject_for` seconds: new requests, and this continuation, go elsewhere.
-        When every model of a group is held, the first hold to end is waited for if it ends
-        within the stream's `stall_after` and the deadline (a client already waiting on a
-        paused stream is better served a little later than cut), else the group is passed
-        over. The model that continues it and its stream, or None when none could in time."""
+        refuses prefill is passed over). With `eject`, or when another model is free to
+        continue (`_another_free`), the `failed` model is first held for the stream policy's
+        `eject_for` seconds: new requests, and this continuation, go elsewhere. When every
+        model of a group is held, the first hold to end is waited for if it ends within the
+        stream's `stall_after` and the deadline (a client already waiting on a paused stream is
+        better served a little later than cut), else the group is passed over.
+        The model that continues it and its stream, or None when none could in time."""
         if not self.resilient or not sent:
             return None
-        if eject:
+        if eject or self._another_free(groups, failed):
             for group in groups:
                 router = self.routers.get(group)
                 if router is not None and failed in router.models:
@@ -158,6 +159,22 @@ class Routing:
             if outcome.ok and not outcome.degraded:
                 return outcome.model or "", outcome.value
         return None
+
+    def _another_free(self, groups: list[str], failed: str) -> bool:
+        """A model other than `failed` that would take a request now. A first cut may be a blip,
+        but continuing on a free model costs no more than on the one that cut, and a model that
+        cuts every answer would cut the continuation too: it is held as for a stall whenever
+        another can continue (each cut answer took ~250 ms instead of ~100 ms while the first
+        cut answers all went back to it, a p95 of +65 % in the fault window of `stream-cut`).
+        With none free it is asked again, held for nothing."""
+        for group in groups:
+            router = self.routers.get(group)
+            if router is None:
+                continue
+            for name, handle in router.models.items():
+                if name != failed and handle.available and handle.admission() > 0:
+                    return True
+        return False
 
     def route(self, group: str, body: dict[str, Any], deadline: float | None = None) -> Awaitable[Outcome]:
         """The outcome of one group's call: the router's own awaitable in resilient mode (a

@@ -77,10 +77,11 @@ async def stream_answer(
             stream.settle(failed=True)  # judged now, while it stalls, not when it ends
             stream.close()
             # A stalled or crawling model is slow now: new requests stay off it for a while (and
-            # the continuation goes elsewhere). A cut is often a blip: the model that cut the
-            # answer may continue it, once. Any later failure of this answer holds the model that
-            # failed, so each further continuation goes to a model that has not: with two of
-            # three models cutting, the third finishes the answer rather than a retry of the first.
+            # the continuation goes elsewhere). A first cut holds the model only when another is
+            # free to continue (`continuation` decides); else the model that cut it may continue
+            # it, once. Any later failure of this answer holds the model that failed, so each
+            # further continuation goes to a model that has not: with two of three models
+            # cutting, the third finishes the answer rather than a retry of the first.
             eject = isinstance(exc, TimeoutError | _Crawling) or failed_once
             failed_once = True
             continued = await rescue("".join(sent), model, eject) if rescues < policy.rescues else None

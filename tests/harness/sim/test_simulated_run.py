@@ -16,9 +16,11 @@ models: {count: 3}
 load: {rate: 40, users: 4, stream_share: 0.5}
 phases: {warmup: 1, baseline: 4, recovery: 12}
 faults:
-  - {at: 0, for: 3, target: model-0, down: true}
-  - {at: 3, for: 3, target: model-1, endpoint: {cut_after_tokens: 2}}
-  - {at: 6, for: 3, target: model-2, network: {type: latency, attributes: {latency: 400}}}
+  # 5 s: streams cut as model-0 dies hold it for 3 s, and the outage must outlast that hold to
+  # open its breaker (the audit trail compared below must not be empty)
+  - {at: 0, for: 5, target: model-0, down: true}
+  - {at: 5, for: 3, target: model-1, endpoint: {cut_after_tokens: 2}}
+  - {at: 8, for: 3, target: model-2, network: {type: latency, attributes: {latency: 400}}}
 """
 FILES = (
     "records.csv",
