@@ -161,15 +161,17 @@ class Routing:
         return None
 
     def _another_free(self, groups: list[str], failed: str) -> bool:
-        """A model other than `failed` that would take a request now. A first cut may be a blip,
-        but continuing on a free model costs no more than on the one that cut, and a model that
-        cuts every answer would cut the continuation too: it is held as for a stall whenever
-        another can continue (each cut answer took ~250 ms instead of ~100 ms while the first
-        cut answers all went back to it, a p95 of +65 % in the fault window of `stream-cut`).
-        With none free it is asked again, held for nothing."""
+        """Another model of `failed`'s own group would take a request now. A first cut may be a
+        blip, but continuing on a free model costs no more than on the one that cut, and a model
+        that cuts every answer would cut the continuation too: it is held as for a stall whenever
+        its group has another to continue (each cut answer took ~250 ms instead of ~100 ms while
+        the first cut answers all went back to it, a p95 of +65 % in the fault window of
+        `stream-cut`). Not for fallback groups: a held model's whole group is passed over, and
+        a fallback may refuse the prefill (failoverbench S14), so the model that cut it is
+        asked again first, as before."""
         for group in groups:
             router = self.routers.get(group)
-            if router is None:
+            if router is None or failed not in router.models:
                 continue
             for name, handle in router.models.items():
                 if name != failed and handle.available and handle.admission() > 0:

@@ -57,5 +57,10 @@ def litellm_routes(routes: list[tuple[str, str, str]]) -> str:
 
 EMITTERS: dict[str, Callable[[dict[str, Any], str], str]] = {"litellm": litellm}
 """Each takes a stack.json's content and the model name clients ask for. Bifrost and Portkey
-are not written yet: their configs name one base URL per provider, and how a pool of
-same-named OpenAI-compatible upstreams is best expressed there is not settled."""
+are not written yet, because neither keeps its fallbacks in a server-side file a user could
+start from: Bifrost (config.json: one custom provider per model, `base_provider_type: openai`,
+`network_config.base_url` without `/v1`) takes fallbacks in each request body
+(`"fallbacks": ["local1/model-1"]`), and the open-source Portkey gateway (1.15) takes its whole
+config (`strategy: {mode: fallback}`, `targets` with `custom_host` including `/v1`) in each
+request's `x-portkey-config` header. Both need the load to send per-target headers or body
+fields first."""
