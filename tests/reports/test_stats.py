@@ -117,7 +117,7 @@ def test_variants_run_together_are_judged_without_the_drift_allowance():
     def variant(t0: float, scale: float) -> dict:
         samples = rng.normal(100 * scale, 5, 160)
         baseline = {"requests": 160, "rps": 40.0, "p50_ms": float(np.median(samples)), "p99_ms": 130.0}
-        cpu = [(0.02 * scale, 40.0)] * 2 + [(0.021 * scale, 40.0)] * 2
+        cpu = [(0.02 * scale, 40.0)] * 3 + [(0.021 * scale, 40.0)] * 3
         return {
             "phases": {"baseline": baseline},
             "_latency_samples": {"baseline": samples},
@@ -137,3 +137,28 @@ def test_variants_run_together_are_judged_without_the_drift_allowance():
     low, high = apart[0]["intervals"]["latency_overhead_p50"]
     assert low < 0.05 < 0.27 < high
     assert apart[0]["intervals"]["resource_overhead"][0] < 0.0
+
+
+def test_a_cpu_overhead_over_fewer_than_five_seconds_is_left_open():
+    """Two or three one-second readings in 10 ms ticks: one tick more is +12 % at 40/s, and a
+    bootstrap over so few readings cannot see it, so it must not fail a gateway on them."""
+    from reports.sli import overheads
+
+    def variant(cpu_per_second: float, seconds: int) -> dict:
+        samples = np.full(200, 100.0)
+        baseline = {"requests": 200, "rps": 40.0, "p50_ms": 100.0, "p99_ms": 100.0}
+        return {
+            "phases": {"baseline": baseline},
+            "_latency_samples": {"baseline": samples},
+            "_cpu_samples": [(cpu_per_second, 40.0)] * seconds,
+            "requests": 200,
+            "t0": 1000.0,
+        }
+
+    short = variant(0.09, 3), variant(0.07, 3)
+    overheads(*short)
+    assert short[0]["intervals"]["resource_overhead"] == [-math.inf, math.inf]
+    longer = variant(0.09, 5), variant(0.07, 5)
+    overheads(*longer)
+    low, _ = longer[0]["intervals"]["resource_overhead"]
+    assert low > 0.2
