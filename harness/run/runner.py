@@ -125,7 +125,7 @@ class Runner:
             if len(plan) > 1 and attach is None and self.remote is None and self.backend == "local":
                 stacks.append(self._stack(scenario, folder, None, "stack-control"))
                 control_context = replace(
-                    context, stack=stacks[-1], start_gateway=partial(self._start_gateway, own_port=True)
+                    context, stack=stacks[-1], start_gateway=partial(self._start_gateway, port=free_port())
                 )
                 pairs = [
                     (plan[0], folder / plan[0].name, context),
@@ -190,19 +190,19 @@ class Runner:
             raise
         return stack
 
-    def _start_gateway(self, config: dict[str, Any], folder: Path, own_port: bool = False) -> GatewayProcess:
-        """`own_port` for a gateway that runs beside another of this runner's."""
-        if own_port:
-            gateway = GatewayProcess.start({**config, "port": free_port()}, folder)
-            self.progress(f"[{folder.name}] dashboard: {gateway.url}/dashboard")
-            return gateway
-        try:
-            gateway = GatewayProcess.start({**config, "port": self.gateway_port}, folder)
-        except EnvironmentProblem:
-            if port_is_free(self.gateway_port):
-                raise
-            self.gateway_port = free_port()  # someone else took the port between gateways
-            gateway = GatewayProcess.start({**config, "port": self.gateway_port}, folder)
+    def _start_gateway(self, config: dict[str, Any], folder: Path, port: int | None = None) -> GatewayProcess:
+        """On `port` for a gateway that runs beside another of this runner's, else on the
+        runner's own address (chosen anew if someone took it between gateways)."""
+        if port is not None:
+            gateway = GatewayProcess.start({**config, "port": port}, folder)
+        else:
+            try:
+                gateway = GatewayProcess.start({**config, "port": self.gateway_port}, folder)
+            except EnvironmentProblem:
+                if port_is_free(self.gateway_port):
+                    raise
+                self.gateway_port = free_port()
+                gateway = GatewayProcess.start({**config, "port": self.gateway_port}, folder)
         self.progress(
             f"[{folder.name}] dashboard: {gateway.url}/dashboard  (admin token: {shown_token(self.token)})"
         )

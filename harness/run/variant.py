@@ -139,7 +139,7 @@ class _Drive:
         self.locust: Child | None = None
         self.meta: dict[str, Any] = {}
         self.t0 = 0.0
-        self.cpu_of: Callable[[], float] | None = None
+        self.cpu_of: Callable[[], float | None] | None = None
         self.cpu_at_start: float | None = None
         self.handle: TextIO | None = None
         self.applier: FaultApplier | None = None
