@@ -15,7 +15,10 @@ import pandas as pd
 
 from reports.rundata import PHASES, FaultWindow, PhasePlan, VariantData
 from reports.stats import (
+    Timed,
     allow_for_drift,
+    paired_ratio_interval,
+    paired_ratio_of_sums_interval,
     percentile,
     quantile_interval,
     ratio_interval,
@@ -125,13 +128,19 @@ def fallback_latency_increase(
     records: pd.DataFrame, plan: PhasePlan, windows: list[FaultWindow]
 ) -> tuple[float | None, list[float] | None]:
     """p95 of successful answers in fault windows / p95 in the baseline - 1, and its interval."""
-    base_sample = between(records, *plan.bounds("baseline")).query("ok")["latency_ms"]
-    fault_sample = in_faults(records, windows).query("ok")["latency_ms"]
-    base, faulted = percentile(base_sample, 95), percentile(fault_sample, 95)
+    base_sample = timed_latencies(between(records, *plan.bounds("baseline")))
+    fault_sample = timed_latencies(in_faults(records, windows))
+    base, faulted = percentile(base_sample.values, 95), percentile(fault_sample.values, 95)
     if not base or faulted is None:
         return None, None
     interval = ratio_interval(fault_sample, base_sample, 95)
     return faulted / base - 1, list(interval) if interval is not None else None
+
+
+def timed_latencies(records: pd.DataFrame) -> Timed:
+    """Latencies of the successful answers with the second each request started in."""
+    ok = records[records["ok"]]
+    return Timed.of(ok["latency_ms"].to_numpy(), ok["t"].to_numpy())
 
 
 def degraded_capacity(records: pd.DataFrame, plan: PhasePlan, windows: list[FaultWindow]) -> float | None:
@@ -402,10 +411,21 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
     when not exercised), with how each was measured."""
     rows = []
     horizon = variant.plan.end + 1
-    for window in variant.windows:
+    last_met: dict[str, FaultWindow] = {}
+    for window in sorted(variant.windows, key=lambda w: w.start):
         for model in window.models:
             met, met_basis = exercised(variant, window, model)
+            earlier = last_met.get(model)
+            if not met and earlier is not None and window.start - earlier.end <= LEAD_IN:
+                # A model that flaps back for a moment is still out for a client that just met
+                # its outage: keeping it out is how that client meets this fault too.
+                met = True
+                met_basis = (
+                    f"it met fault {earlier.index} on this model, which ended "
+                    f"{window.start - earlier.end:.1f} s before this one began"
+                )
             if met:
+                last_met[model] = window
                 detect, detect_basis = time_to_detect(variant, window, model)
                 recover, recover_basis = recovery_time(
                     variant.endpoint_counts, variant.plan, window, model, horizon
@@ -428,7 +448,7 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
                     "recovery_basis": recover_basis,
                 }
             )
-    return rows
+    return sorted(rows, key=lambda row: row["fault"])
 
 
 def with_ground_truth(variant: VariantData) -> pd.DataFrame:
@@ -455,17 +475,17 @@ def cpu_per_1000(variant: VariantData) -> float | None:
     return float(cpu) / len(variant.records) * 1000
 
 
-def cpu_samples(variant: VariantData) -> list[tuple[float, float]]:
-    """(CPU seconds, requests started) per second of the load after warm-up, for intervals."""
+def cpu_samples(variant: VariantData) -> dict[int, tuple[float, float]]:
+    """Per second of the load after warm-up: (CPU seconds, requests started), for intervals."""
     cpu = variant.cpu
     if cpu.empty or "cpu_s" not in cpu:
-        return []
+        return {}
     started = variant.records["t"].dropna().astype(int).value_counts()
-    return [
-        (float(cpu.at[second, "cpu_s"]), float(started.get(second, 0)))
+    return {
+        int(second): (float(cpu.at[second, "cpu_s"]), float(started.get(second, 0)))
         for second in cpu.index
         if variant.plan.warmup <= second < variant.plan.end
-    ]
+    }
 
 
 def variant_slis(variant: VariantData) -> dict[str, Any]:
@@ -511,9 +531,7 @@ def variant_slis(variant: VariantData) -> dict[str, Any]:
         "phases": overall,
         "faults": faults,
         "fault_rates": [r for w in windows if (r := observed_fault_rate(variant, w)) is not None],
-        "_latency_samples": {
-            "baseline": between(records, *plan.bounds("baseline")).query("ok")["latency_ms"].to_numpy(),
-        },
+        "_latency_samples": {"baseline": timed_latencies(between(records, *plan.bounds("baseline")))},
         "_cpu_samples": cpu_samples(variant),
     }
 
@@ -541,8 +559,8 @@ less moves a second by ~12 %; a bootstrap over two or three such seconds cannot 
 
 def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     """Policies on vs passthrough: baseline latency (p50, p99) and gateway CPU per request,
-    each with its interval (latency: order statistics of both baselines; CPU: a bootstrap over
-    per-second samples)."""
+    each with its interval (latency: a bootstrap of both baselines by whole seconds; CPU: a
+    bootstrap over per-second samples; both over the same seconds when the variants ran together)."""
     ours, theirs = main["phases"].get("baseline", {}), control["phases"].get("baseline", {})
     result: dict[str, Any] = {}
     # Variants run one after the other see different seconds: a neighbour that slows all of one
@@ -556,7 +574,7 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     for q in ("p50", "p99"):
         a, b = ours.get(f"{q}_ms"), theirs.get(f"{q}_ms")
         result[f"latency_overhead_{q}"] = a / b - 1 if a is not None and b else None
-        interval = ratio_interval(
+        interval = (paired_ratio_interval if together else ratio_interval)(
             main["_latency_samples"]["baseline"], control["_latency_samples"]["baseline"], int(q[1:])
         )
         if interval is not None:
@@ -564,7 +582,12 @@ def overheads(main: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     result["baseline_samples"] = min(ours.get("requests", 0), theirs.get("requests", 0))
     a, b = main.get("cpu_s_per_1000"), control.get("cpu_s_per_1000")
     result["resource_overhead"] = a / b - 1 if a is not None and b else None
-    cpu_interval = ratio_of_sums_interval(main["_cpu_samples"], control["_cpu_samples"])
+    if together:  # per second of the same clock: drawn alike for both
+        cpu_interval = paired_ratio_of_sums_interval(main["_cpu_samples"], control["_cpu_samples"])
+    else:
+        cpu_interval = ratio_of_sums_interval(
+            list(main["_cpu_samples"].values()), list(control["_cpu_samples"].values())
+        )
     cpu_seconds = min(len(main["_cpu_samples"]), len(control["_cpu_samples"]))  # one sample a second
     if cpu_interval is not None and cpu_seconds < MIN_CPU_SECONDS:
         cpu_interval = (-math.inf, math.inf)

@@ -5,10 +5,13 @@ A quantile gets a distribution-free order-statistic interval: the true q-quantil
 the l-th and u-th smallest of n samples with a probability given by the binomial(n, q) law,
 whatever the distribution (an end is unbounded when n is too small to bound it). A ratio of two
 quantiles (an increase, an overhead) and a ratio of sums (CPU per request, over per-second
-samples) use a seeded percentile bootstrap: each sample resampled with replacement, the ratio's
-own 2.5th and 97.5th percentiles taken; a ratio of quantiles is left open on a side where the
-order-statistic interval of either quantile is (the bootstrap cannot bound a tail the samples
-do not reach). Seeded, so the same run files give the same verdicts.
+samples) use a seeded percentile bootstrap, the ratio's own 2.5th and 97.5th percentiles taken.
+Latency samples carry the second they were taken in (`Timed`) and are resampled by whole
+seconds (a moving-block bootstrap with one-second blocks), because answers of one second share
+its conditions; two variants run side by side are resampled over the same seconds (`paired_*`).
+A ratio of quantiles is left open on a side where the order-statistic interval of either
+quantile is (the bootstrap cannot bound a tail the samples do not reach). Seeded, so the same
+run files give the same verdicts.
 
 One percentile definition is used everywhere (`percentile`: linear interpolation, numpy's
 default); the intervals bracket it.
@@ -17,7 +20,8 @@ default); the intervals bracket it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,15 +75,16 @@ def quantile_interval(
 
 
 def ratio_interval(
-    numerator: Sequence[float] | np.ndarray,
-    denominator: Sequence[float] | np.ndarray,
+    numerator: Sequence[float] | np.ndarray | Timed,
+    denominator: Sequence[float] | np.ndarray | Timed,
     q: float,
     confidence: float = CONFIDENCE,
     resamples: int = 2000,
     seed: int = 11,
 ) -> Interval | None:
     """An interval for percentile(numerator) / percentile(denominator) - 1, by a seeded
-    bootstrap: both samples resampled independently, the ratio's own percentiles taken.
+    bootstrap: both samples resampled independently (by whole seconds when `Timed`), the
+    ratio's own percentiles taken.
 
     The bootstrap cannot see past a sample's largest values: with 240 samples a p99 is the
     third largest, and every resample's p99 lies among the top few, so it claims a tight
@@ -87,19 +92,136 @@ def ratio_interval(
     came from one slow second of a shared machine). Where the order-statistic interval of
     either percentile is unbounded above, so is the ratio on the side it drives: a numerator
     that cannot be bounded leaves the top open, a denominator the bottom."""
-    top, bottom = _clean(numerator), _clean(denominator)
-    if top.size < 2 or bottom.size < 2:
+    top, bottom = _timed(numerator), _timed(denominator)
+    if top.values.size < 2 or bottom.values.size < 2:
         return None
+    if top.blocks.size < 2 or bottom.blocks.size < 2:  # one second resamples to itself
+        return -math.inf, math.inf
     rng = np.random.default_rng(seed)
-    ratios = _boot_quantiles(top, q, resamples, rng) / _boot_quantiles(bottom, q, resamples, rng) - 1
+    ratios = np.concatenate(
+        [
+            _resampled_quantiles(top, _draw(rng, top.blocks, size), q)
+            / _resampled_quantiles(bottom, _draw(rng, bottom.blocks, size), q)
+            - 1
+            for size in _chunks(resamples, max(top.values.size, bottom.values.size))
+        ]
+    )
+    return _open_where_unbounded(_central(ratios, confidence), top, bottom, q, confidence)
+
+
+def paired_ratio_interval(
+    numerator: Timed,
+    denominator: Timed,
+    q: float,
+    confidence: float = CONFIDENCE,
+    resamples: int = 2000,
+    seed: int = 11,
+) -> Interval | None:
+    """As `ratio_interval`, for two samples taken over the same seconds (two variants run side
+    by side): each resample draws one set of seconds and takes both samples' answers from them,
+    so a slow second of the host weighs on both alike and cancels in the ratio, as it did in
+    the run."""
+    top, bottom = _timed(numerator), _timed(denominator)
+    if top.values.size < 2 or bottom.values.size < 2:
+        return None
+    seconds = np.union1d(top.blocks, bottom.blocks)
+    if seconds.size < 2:
+        return -math.inf, math.inf
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for size in _chunks(resamples, max(top.values.size, bottom.values.size)):
+        weights = _draw(rng, seconds, size)
+        ratios.append(
+            _resampled_quantiles(top, weights[:, np.searchsorted(seconds, top.blocks)], q)
+            / _resampled_quantiles(bottom, weights[:, np.searchsorted(seconds, bottom.blocks)], q)
+            - 1
+        )
+    return _open_where_unbounded(_central(np.concatenate(ratios), confidence), top, bottom, q, confidence)
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Samples with the whole second each was taken in. Answers of one second share its
+    conditions (a neighbour's slow patch, a collector pause), so they are not independent: a
+    bootstrap that resamples answers one by one read a one-second slow patch in a 5-second
+    fault window as a p95 increase of +185 %, "interval +114 % to +228 %", a false fail (CI,
+    2026-12-01). Resampled by whole seconds, that second is in some resamples and not in
+    others, and the interval says how much the verdict hangs on it."""
+
+    values: np.ndarray
+    seconds: np.ndarray
+
+    @classmethod
+    def of(cls, values: Sequence[float] | np.ndarray, times: Sequence[float] | np.ndarray) -> Timed:
+        return cls(np.asarray(values, dtype=float), np.floor(np.asarray(times, dtype=float)).astype(np.int64))
+
+
+@dataclass(frozen=True)
+class _Blocked:
+    """Clean samples sorted by value, each with the index of its block among `blocks`."""
+
+    values: np.ndarray
+    block_of: np.ndarray
+    blocks: np.ndarray
+
+
+def _timed(sample: Sequence[float] | np.ndarray | Timed) -> _Blocked:
+    if not isinstance(sample, Timed):  # untimed: every sample is its own block
+        sample = Timed(np.asarray(sample, dtype=float), np.arange(len(sample)))
+    keep = ~np.isnan(sample.values)
+    order = np.argsort(sample.values[keep], kind="stable")
+    values, seconds = sample.values[keep][order], sample.seconds[keep][order]
+    blocks = np.unique(seconds)
+    return _Blocked(values, np.searchsorted(blocks, seconds), blocks)
+
+
+def _chunks(resamples: int, samples: int) -> list[int]:
+    """Resample counts per pass, so a pass holds ~2 million weights whatever the sample size."""
+    step = max(1, 2_000_000 // max(samples, 1))
+    return [min(step, resamples - start) for start in range(0, resamples, step)]
+
+
+def _draw(rng: np.random.Generator, blocks: np.ndarray, size: int) -> np.ndarray:
+    """`size` bootstrap draws over `blocks`: how often each block is picked, shape (size, blocks)."""
+    count = blocks.size
+    picks = rng.integers(0, count, size=(size, count)) + np.arange(size)[:, None] * count
+    return np.bincount(picks.ravel(), minlength=size * count).reshape(size, count)
+
+
+def _resampled_quantiles(sample: _Blocked, weights: np.ndarray, q: float) -> np.ndarray:
+    """The q-th percentile (`percentile`'s definition) of each resample, a resample being the
+    samples repeated as often as their block was drawn (`weights`, per block or per sample),
+    without building it: positions in the repeated, sorted sample come from cumulative counts."""
+    if weights.shape[1] != sample.values.size:
+        weights = weights[:, sample.block_of]
+    cumulative = np.cumsum(weights, axis=1)
+    total = cumulative[:, -1]
+    position = (total - 1) * q / 100.0
+    below = np.floor(position)
+    last = sample.values.size - 1
+    first = np.minimum((cumulative <= below[:, None]).sum(axis=1), last)
+    after = np.minimum((cumulative <= below[:, None] + 1).sum(axis=1), last)
+    found = sample.values[first] + (position - below) * (sample.values[after] - sample.values[first])
+    return np.where(total > 0, found, np.nan)
+
+
+def _central(ratios: np.ndarray, confidence: float) -> Interval | None:
     ratios = ratios[np.isfinite(ratios)]
     if ratios.size == 0:
         return None
     alpha = 1.0 - confidence
-    low, high = float(np.quantile(ratios, alpha / 2)), float(np.quantile(ratios, 1 - alpha / 2))
-    if _unbounded_above(top, q, confidence):
+    return float(np.quantile(ratios, alpha / 2)), float(np.quantile(ratios, 1 - alpha / 2))
+
+
+def _open_where_unbounded(
+    interval: Interval | None, top: _Blocked, bottom: _Blocked, q: float, confidence: float
+) -> Interval | None:
+    if interval is None:
+        return None
+    low, high = interval
+    if _unbounded_above(top.values, q, confidence):
         high = math.inf
-    if _unbounded_above(bottom, q, confidence):
+    if _unbounded_above(bottom.values, q, confidence):
         low = -math.inf
     return low, high
 
@@ -107,16 +229,6 @@ def ratio_interval(
 def _unbounded_above(sample: np.ndarray, q: float, confidence: float) -> bool:
     interval = quantile_interval(sample, q, confidence)
     return interval is None or math.isinf(interval[1])
-
-
-def _boot_quantiles(sample: np.ndarray, q: float, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """The q-th percentile of `resamples` bootstrap resamples, in blocks so memory stays small."""
-    found = []
-    block = max(1, 2_000_000 // sample.size)
-    for start in range(0, resamples, block):
-        picks = rng.integers(0, sample.size, size=(min(block, resamples - start), sample.size))
-        found.append(np.percentile(sample[picks], q, axis=1))
-    return np.concatenate(found)
 
 
 DRIFT_FREE_SECONDS = 20.0
@@ -156,15 +268,32 @@ def ratio_of_sums_interval(
     if len(mine) < 2 or len(other) < 2 or mine[:, 1].sum() <= 0 or other[:, 1].sum() <= 0:
         return None
     rng = np.random.default_rng(seed)
+    mine_picks = rng.integers(0, len(mine), size=(resamples, len(mine)))
+    other_picks = rng.integers(0, len(other), size=(resamples, len(other)))
+    return _central(_rates(mine, mine_picks) / _rates(other, other_picks) - 1, confidence)
 
-    def rates(sample: np.ndarray) -> np.ndarray:
-        picks = rng.integers(0, len(sample), size=(resamples, len(sample)))
-        a, b = sample[picks, 0].sum(axis=1), sample[picks, 1].sum(axis=1)
-        return np.divide(a, b, out=np.full(resamples, np.nan), where=b > 0)
 
-    ratio = rates(mine) / rates(other) - 1
-    ratio = ratio[np.isfinite(ratio)]
-    if ratio.size == 0:
+def paired_ratio_of_sums_interval(
+    ours: Mapping[int, tuple[float, float]],
+    theirs: Mapping[int, tuple[float, float]],
+    confidence: float = CONFIDENCE,
+    resamples: int = 2000,
+    seed: int = 7,
+) -> Interval | None:
+    """As `ratio_of_sums_interval`, for per-second (a, b) samples of two variants run side by
+    side: each resample draws one set of seconds for both. A fault window's seconds cost the
+    gateway more per request than the baseline's; drawn independently, one variant's resample
+    holds more of them than the other's, and that, not the gateway, widened the interval."""
+    seconds = sorted(set(ours) & set(theirs))
+    mine = np.asarray([ours[second] for second in seconds], dtype=float).reshape(-1, 2)
+    other = np.asarray([theirs[second] for second in seconds], dtype=float).reshape(-1, 2)
+    if len(seconds) < 2 or mine[:, 1].sum() <= 0 or other[:, 1].sum() <= 0:
         return None
-    alpha = 1.0 - confidence
-    return float(np.quantile(ratio, alpha / 2)), float(np.quantile(ratio, 1 - alpha / 2))
+    picks = np.random.default_rng(seed).integers(0, len(seconds), size=(resamples, len(seconds)))
+    return _central(_rates(mine, picks) / _rates(other, picks) - 1, confidence)
+
+
+def _rates(sample: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """sum a / sum b of each resample (`picks`: one row of sample indices per resample)."""
+    a, b = sample[picks, 0].sum(axis=1), sample[picks, 1].sum(axis=1)
+    return np.divide(a, b, out=np.full(len(picks), np.nan), where=b > 0)

@@ -128,3 +128,27 @@ def test_a_model_whose_baseline_was_a_probe_or_two_has_no_share_to_recover():
     seconds, basis = recovery_time(counts, plan, window, "model-1", horizon=30.0)
     assert seconds == 0.0 and "no baseline share" in basis
     assert recovery_time(counts, plan, window, "model-0", horizon=30.0)[0] == 0.0  # back at once
+
+
+def _flaps(folder, starts: list[float], out_until: float):
+    """model-0 goes down for a second at each of `starts`; the client keeps it out until `out_until`."""
+    windows = [
+        {"fault": i, "start": s, "end": s + 1.0, "models": ["model-0"], "kind": "down", "detail": None}
+        for i, s in enumerate(starts)
+    ]
+    phases = {"warmup": 2.0, "baseline": 8.0, "faults": starts[-1] + 1.0 - 10.0, "recovery": 10.0}
+    resilient = Variant(duration=starts[-1] + 11.0, down=[(starts[0], out_until)])
+    return slis_of(write_run(folder, [resilient], phases=phases, windows=windows))
+
+
+def test_a_flap_back_too_short_to_meet_counts_as_the_same_outage(tmp_path):
+    """Flapping at time-scale 0.5 (CI, 2026-12-02): model-0 up for one second between outages,
+    the client that met the first kept it out through the second, and the second read as never
+    met. Kept out since an outage of its own that ended under LEAD_IN before, it met this one;
+    an outage long after, with no traffic since, it did not."""
+    flapping = _flaps(tmp_path / "flap", [10.0, 12.0, 14.0], out_until=16.0)
+    assert [row["exercised"] for row in flapping["faults"]] == [True, True, True]
+    assert "it met fault 0" in flapping["faults"][1]["exercised_basis"]
+    assert flapping["faults_not_exercised"] == []
+    apart = _flaps(tmp_path / "apart", [10.0, 18.0], out_until=20.0)
+    assert [row["exercised"] for row in apart["faults"]] == [True, False]

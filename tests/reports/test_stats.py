@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from reports.stats import (
+    Timed,
     allow_for_drift,
+    paired_ratio_interval,
     percentile,
     quantile_interval,
     ratio_interval,
@@ -75,6 +77,47 @@ def test_a_ratio_of_tail_percentiles_is_open_where_the_samples_cannot_bound_them
     assert slow is not None and slow[0] > 20  # a 29x increase on 160 samples is still a clear fail
 
 
+def _seconds_of(
+    seconds: int, rate: int, mean: float, rng: np.random.Generator, slow: tuple[int, ...] = ()
+) -> Timed:
+    """`rate` answers a second around `mean` ms; the `slow` seconds three times slower."""
+    times = np.repeat(np.arange(seconds), rate) + rng.random(seconds * rate)
+    values = rng.normal(mean, 5, seconds * rate)
+    values[np.isin(np.floor(times), slow)] *= 3
+    return Timed.of(values, times)
+
+
+def test_one_slow_second_in_a_short_window_is_not_read_as_an_increase():
+    """Answers of one second share its conditions. Resampled one by one, a single slow second of
+    the host in a 5-second fault window read as a p95 increase of ~+180 % with a tight interval
+    (a false fail in CI on 2026-12-01); resampled by whole seconds, the interval reaches down to
+    no increase, because without that second there is none. A slowdown in every second fails."""
+    rng = np.random.default_rng(8)
+    base, fault = _seconds_of(4, 40, 100, rng), _seconds_of(5, 40, 100, rng, slow=(2,))
+    one_by_one = ratio_interval(fault.values, base.values, 95)
+    assert one_by_one is not None and one_by_one[0] > 1.5
+    low, high = ratio_interval(fault, base, 95)
+    assert low < 0.05 and high > 1.5
+    low, _ = ratio_interval(_seconds_of(4, 40, 2900, rng), base, 95)
+    assert low > 20
+    single = Timed.of(base.values, np.zeros(base.values.size))
+    assert ratio_interval(fault, single, 95) == (-math.inf, math.inf)
+
+
+def test_variants_run_side_by_side_are_resampled_over_the_same_seconds():
+    """A slow second of the host slows both variants run together: drawn over the same seconds
+    it cancels in the overhead, as it did in the run; drawn apart it reads as -65 % to +190 %."""
+    rng = np.random.default_rng(8)
+    ours, control = _seconds_of(10, 40, 100, rng, slow=(3,)), _seconds_of(10, 40, 100, rng, slow=(3,))
+    apart = ratio_interval(ours, control, 95)
+    low, high = paired_ratio_interval(ours, control, 95)
+    assert apart is not None and apart[0] < -0.3 and apart[1] > 1.0
+    assert -0.05 < low <= 0.0 <= high < 0.05
+    slower = Timed(ours.values * 1.2, ours.seconds)
+    low, high = paired_ratio_interval(slower, control, 95)
+    assert 0.1 < low < 0.2 < high < 0.3
+
+
 def test_latency_overheads_allow_for_drift_only_on_short_baselines():
     """Variants run one after the other, so a busy neighbour shifts one whole baseline: a
     4-second one's interval allows for it (+27 % is inconclusive), a 30-second one's does not."""
@@ -93,7 +136,7 @@ def test_latency_overheads_allow_for_drift_only_on_short_baselines():
         return {
             "phases": {"baseline": baseline},
             "_latency_samples": {"baseline": samples},
-            "_cpu_samples": [],
+            "_cpu_samples": {},
             "requests": len(samples),
         }
 
@@ -117,10 +160,10 @@ def test_variants_run_together_are_judged_without_the_drift_allowance():
     def variant(t0: float, scale: float) -> dict:
         samples = rng.normal(100 * scale, 5, 160)
         baseline = {"requests": 160, "rps": 40.0, "p50_ms": float(np.median(samples)), "p99_ms": 130.0}
-        cpu = [(0.02 * scale, 40.0)] * 3 + [(0.021 * scale, 40.0)] * 3
+        cpu = {second: (0.02 * scale + 0.001 * (second % 2), 40.0) for second in range(6)}
         return {
             "phases": {"baseline": baseline},
-            "_latency_samples": {"baseline": samples},
+            "_latency_samples": {"baseline": Timed.of(samples, np.arange(160) / 10)},
             "_cpu_samples": cpu,
             "requests": 160,
             "t0": t0,
@@ -150,7 +193,7 @@ def test_a_cpu_overhead_over_fewer_than_five_seconds_is_left_open():
         return {
             "phases": {"baseline": baseline},
             "_latency_samples": {"baseline": samples},
-            "_cpu_samples": [(cpu_per_second, 40.0)] * seconds,
+            "_cpu_samples": dict.fromkeys(range(seconds), (cpu_per_second, 40.0)),
             "requests": 200,
             "t0": 1000.0,
         }
