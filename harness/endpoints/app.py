@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import struct
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,12 @@ async def clear_fault(request: web.Request) -> web.Response:
 
 
 async def reset_counts(request: web.Request) -> web.Response:
-    """Start counting afresh, with second 0 = now (the runner calls this at a run's start)."""
+    """Start counting afresh, with second 0 = now, or = the epoch time `t0` in the JSON body
+    (the runner's t0, sent before it: this host's clock is the runner's)."""
     state: EndpointState = request.app[STATE]
-    state.reset_counts()
+    body = await request.json() if request.can_read_body else {}
+    t0 = body.get("t0") if isinstance(body, dict) else None
+    state.reset_counts(float(t0) - time.time() if isinstance(t0, int | float) else 0.0)
     return web.json_response({"model": state.model, "reset": True})
 
 

@@ -87,12 +87,16 @@ class EndpointState:
     def now(self) -> float:
         return self.clock() - self.started
 
-    def reset_counts(self) -> None:
-        """Start counting afresh, with second 0 = now (a run's start)."""
+    def reset_counts(self, in_seconds: float = 0.0) -> None:
+        """Start counting afresh, with second 0 = `in_seconds` from now (a run's start). A run
+        resets before its t0, not at it: at t0 its load is already sending, and a reset then
+        wiped the answers of the first requests (ten of them, with fifty models to reset, which
+        then read as forged: ids no endpoint produced). What comes before second 0 (health
+        probes) counts in negative seconds."""
         self.per_second.clear()
         self.answers.clear()
         self.requests.clear()
-        self.started = self.clock()
+        self.started = self.clock() + in_seconds
 
     def set_fault(self, fault: EndpointFault) -> None:
         self.fault = fault
@@ -113,7 +117,7 @@ class EndpointState:
         return None
 
     def count(self, outcome: str) -> None:
-        self.per_second[int(self.now())][outcome] += 1
+        self.per_second[math.floor(self.now())][outcome] += 1
 
     def counts(self) -> dict[str, Any]:
         return {

@@ -25,8 +25,10 @@ class EndpointControl:
     def clear_fault(self) -> None:
         requests.delete(f"{self.url}/fault", timeout=TIMEOUT).raise_for_status()
 
-    def reset_counts(self) -> None:
-        requests.post(f"{self.url}/counts/reset", timeout=TIMEOUT).raise_for_status()
+    def reset_counts(self, t0: float | None = None) -> None:
+        """Counting afresh from now, or from the epoch time `t0` (a run's start, still ahead)."""
+        body = {"t0": t0} if t0 is not None else {}
+        requests.post(f"{self.url}/counts/reset", json=body, timeout=TIMEOUT).raise_for_status()
 
     def counts(self) -> dict[str, Any]:
         response = requests.get(f"{self.url}/counts", timeout=TIMEOUT)

@@ -109,6 +109,8 @@ def run_together(scenario: Scenario, runs: Sequence[tuple[Variant, Path, Context
             drives.append(drive)
         remote = any(context.remote is not None for _, _, context in runs)
         t0 = time.time() + (REMOTE_START_DELAY if remote else START_DELAY)
+        for drive in drives:  # before t0, counting from it: at t0 the load is already sending
+            drive.run.stack.reset_endpoint_counts(t0)
         for drive in drives:
             cleanup.callback(drive.finish)
             drive.launch(t0)
@@ -196,9 +198,8 @@ class _Drive:
         return time.time() - self.t0
 
     def begin(self, cleanup: contextlib.ExitStack) -> None:
-        """At t0: the endpoint counts zeroed, the CPU reading taken, the observers started."""
+        """At t0: the CPU reading taken, the observers started."""
         scenario, run, name = self.scenario, self.run, self.variant.name
-        run.stack.reset_endpoint_counts()
         self.cpu_at_start = self.cpu_of() if self.cpu_of is not None else None
         observers: list[Observer] = [
             ProgressLine(name, scenario.duration, RecordTail(self.folder / "records.csv"), run.progress),

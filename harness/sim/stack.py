@@ -44,7 +44,9 @@ class SimStack:
     def clear_endpoint_fault(self, model: str) -> None:
         self.endpoints[model].set_fault(EndpointFault())
 
-    def reset_endpoint_counts(self) -> None:
+    def reset_endpoint_counts(self, t0: float | None = None) -> None:
+        """Virtual time: called at t0 itself, nothing is sent before it returns."""
+        del t0
         for state in self.endpoints.values():
             state.reset_counts()
 

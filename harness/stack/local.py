@@ -47,9 +47,10 @@ class Stack:
     def clear_endpoint_fault(self, model: str) -> None:
         self.endpoint(model).clear_fault()
 
-    def reset_endpoint_counts(self) -> None:
+    def reset_endpoint_counts(self, t0: float | None = None) -> None:
+        """Every endpoint counting afresh from now, or from the epoch time `t0`."""
         for model in self.models:
-            self.endpoint(model).reset_counts()
+            self.endpoint(model).reset_counts(t0)
 
     def endpoint_counts(self) -> dict[str, Any]:
         return {model: self.endpoint(model).counts() for model in self.models}
