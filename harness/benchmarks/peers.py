@@ -1,11 +1,13 @@
-"""Our gateway and LiteLLM on the same scenarios, one scorecard: `make bench-peers`.
+"""Our gateway, LiteLLM and Portkey on the same scenarios, one scorecard: `make bench-peers`.
 
 LiteLLM is installed, pinned, into a venv of its own (`.peers/litellm`, its dependencies never
-meet ours) and started per scenario the way `chaos-harness run --target-cmd` starts any gateway:
-from the config `up --emit litellm` writes, against a stack of its own with the scenario's models,
-seed and latency, so it meets the same faults on the same timeline as our gateway's run. The
-scorecard (systems x scenarios: verdict, uptime, impact, recovery, p99 in faults, CPU where
-measured) goes to docs/benchmarks/peers.md and the README.
+meet ours), the open-source Portkey gateway, pinned, with npm into `.peers/portkey`; each is
+started per scenario the way `chaos-harness run --target-cmd` starts any gateway: from the
+config `up --emit` writes (Portkey's sent in every request's `x-portkey-config` header, as
+`--target-header` sends it), against a stack of its own with the scenario's models, seed and
+latency, so it meets the same faults on the same timeline as our gateway's run. The scorecard
+(systems x scenarios: verdict, uptime, impact, recovery, p99 in faults, CPU where measured) goes
+to docs/benchmarks/peers.md and the README.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -55,15 +58,55 @@ def ensure_litellm(venv: Path) -> Path:
     return command
 
 
+PORTKEY = "@portkey-ai/gateway@1.15.2"
+"""Pinned, as LiteLLM is."""
+
+
+def ensure_portkey(prefix: Path) -> Path:
+    """The Portkey gateway's server script under an npm prefix holding exactly `PORTKEY`,
+    installed if it is not (Node.js from the system; `npx` would fetch it on every start)."""
+    package = prefix / "node_modules" / "@portkey-ai" / "gateway"
+    stamp = prefix / "installed.txt"
+    if stamp.exists() and stamp.read_text().strip() == PORTKEY:
+        return _portkey_server(package)
+    if shutil.which("npm") is None:
+        raise EnvironmentProblem(
+            "npm is not installed: Portkey's gateway needs Node.js (apt install nodejs npm)"
+        )
+    print(f"installing {PORTKEY} into {prefix} (once)", flush=True)
+    prefix.mkdir(parents=True, exist_ok=True)
+    npm = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), PORTKEY]
+    installed = subprocess.run(npm, capture_output=True, text=True)
+    if installed.returncode != 0:
+        raise EnvironmentProblem(
+            f"npm could not install {PORTKEY} into {prefix} (is the npm registry reachable?): "
+            f"{installed.stderr[-600:]}"
+        )
+    stamp.write_text(PORTKEY + "\n")
+    return _portkey_server(package)
+
+
+def _portkey_server(package: Path) -> Path:
+    """The script the package's `bin` names (its start-server)."""
+    manifest = json.loads((package / "package.json").read_text(encoding="utf-8"))
+    scripts = manifest["bin"]
+    script = scripts if isinstance(scripts, str) else next(iter(scripts.values()))
+    return package / script
+
+
+def portkey_command(server: Path) -> TargetCommand:
+    """Portkey's gateway as `--target-cmd` starts it, its config in every request's header."""
+    return TargetCommand(f"node {server} --port={{port}}", headers=(("x-portkey-config", "@{portkey}"),))
+
+
 def litellm_command(command: Path) -> TargetCommand:
     """LiteLLM's proxy as `--target-cmd` starts it: from the config written for each stack."""
     return TargetCommand(f"{command} --config {{litellm}} --host 127.0.0.1 --port {{port}}", env=LITELLM_ENV)
 
 
-def run_litellm(command: Path, scenario: Scenario, out: Path) -> Path:
-    """One scenario against LiteLLM, started on a stack of its own (`run --target-cmd`); the
-    run folder."""
-    target = litellm_command(command)
+def run_peer(target: TargetCommand, scenario: Scenario, out: Path) -> Path:
+    """One scenario against a peer gateway, started on a stack of its own (`run --target-cmd`);
+    the run folder."""
     result = Runner(out, progress=lambda line: None).run(scenario, control=False, target_command=target)
     assert result.report is not None
     return result.report.html.parent
@@ -90,21 +133,27 @@ def conformance_table(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
 def render(table: str, conformance: str, command: str, time_scale: float, suite: Path, seconds: float) -> str:
     return "\n".join(
         [
-            "## Our gateway beside LiteLLM",
+            "## Our gateway beside LiteLLM and Portkey",
             "",
             f"Command: `{command}`; suite `{suite}` at time scale {time_scale:g}, {seconds:.0f} s. "
             f"Systems: `resilient` is our gateway with its default policies, `control` the "
             f"passthrough gateway (no policies), `litellm` is {LITELLM.split('[')[0]} "
             f"{LITELLM.split('==')[1]} started from `chaos-harness up --emit litellm` (two retries, "
-            f"a 5 s cooldown after one failed call), each scenario on a stack of its own with the "
-            f"same faults on the same timeline. CPU is each gateway's process (and its children), "
-            f"LiteLLM started and measured by `run --target-cmd`.",
+            f"a 5 s cooldown after one failed call), `portkey` the open-source Portkey gateway "
+            f"{PORTKEY.rsplit('@', 1)[1]} (Node.js) with the config `up --emit portkey` writes, sent "
+            f"in each request's `x-portkey-config` header (fallback over the models in priority "
+            f"order, one retry per model on 429 and 5xx; it has no circuit breaker), each scenario "
+            f"on a stack of its own with the same faults on the same timeline. CPU is each "
+            f"gateway's process (and its children), the peers started and measured by "
+            f"`run --target-cmd`.",
             "",
             "\n".join(line for line in table.splitlines() if not line.startswith("# ")).strip(),
             "",
             "The conformance suite (`chaos-harness conformance`, profile `full`), LiteLLM started by "
             "`conformance --target-cmd` from a config that routes every case's model to the primary "
-            "and `fb-ok` to the secondary, the fallback named per request as the catalogue sends it:",
+            "and `fb-ok` to the secondary, the fallback named per request as the catalogue sends it "
+            "(Portkey is not in this table yet: its per-case config would have to travel in each "
+            "case's requests, which the conformance runner does not send):",
             "",
             conformance,
             "",
@@ -117,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", type=Path, default=Path("scenarios/smoke"))
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--venv", type=Path, default=Path(".peers/litellm"))
+    parser.add_argument("--portkey-prefix", type=Path, default=Path(".peers/portkey"))
     parser.add_argument("--runs", type=Path, default=Path("runs/peers"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/peers.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
@@ -124,25 +174,30 @@ def main(argv: list[str] | None = None) -> int:
     command = bench_command("harness.benchmarks.peers", argv)
     if argv is None and len(sys.argv) == 1:
         command = "make bench-peers"
-    raise_on_sigterm()  # so the stacks' and LiteLLM's finally blocks run when stopped
+    raise_on_sigterm()  # so the stacks' and the peers' finally blocks run when stopped
     try:
         litellm = ensure_litellm(args.venv)
+        peers = {
+            "litellm": litellm_command(litellm),
+            "portkey": portkey_command(ensure_portkey(args.portkey_prefix)),
+        }
     except (EnvironmentProblem, subprocess.CalledProcessError) as exc:
         print(f"bench-peers: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    folders: list[Path] = []
+    found = []
     ours = Runner(args.runs / "ours", progress=lambda line: None)
     for path in scenario_files(args.suite):
         scenario = load_scenario(path).model_copy(update={"time_scale": args.time_scale})
         result = ours.run(scenario)
         assert result.report is not None
-        folders.append(result.report.html.parent)
+        found += cells([result.report.html.parent])
         print(f"ours     {scenario.name:<24} {'PASS' if result.report.passed else 'FAIL'}", flush=True)
-        folder = run_litellm(litellm, scenario, args.runs / "litellm")
-        folders.append(folder)
-        passed = json.loads((folder / "results.json").read_text())["passed"]
-        print(f"litellm  {scenario.name:<24} {'PASS' if passed else 'FAIL'}", flush=True)
+        for name, target in peers.items():
+            folder = run_peer(target, scenario, args.runs / name)
+            found += cells([folder], {"external": name})
+            passed = json.loads((folder / "results.json").read_text())["passed"]
+            print(f"{name:<8} {scenario.name:<24} {'PASS' if passed else 'FAIL'}", flush=True)
     catalogue = load_catalogue("full")
     quiet = lambda line: None  # noqa: E731
     conformance = [
@@ -156,12 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for system, result in zip(("ours", "litellm"), conformance, strict=True):
         print(f"{system:<8} conformance: {result['counts']['pass']}/{len(result['cases'])} pass", flush=True)
-    found = cells(folders, {"external": "litellm"})
     table = conformance_table(*conformance)
     seconds = time.monotonic() - started
     text = render(markdown(found), table, command, args.time_scale, args.suite, seconds)
     data = {
         "litellm": LITELLM,
+        "portkey": PORTKEY,
         "time_scale": args.time_scale,
         "cells": [asdict(c) for c in found],
         "conformance": {"resilient": conformance[0], "litellm": conformance[1]},

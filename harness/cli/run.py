@@ -38,8 +38,17 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
             default=None,
             metavar="COMMAND",
             help="Start this gateway for each scenario, on that scenario's own stack, and stop it after: "
-            "{port} (the target is http://127.0.0.1:{port}), {stack} (stack.json) and {litellm} (a LiteLLM "
-            "config for the stack) are filled in. Its CPU is measured.",
+            "{port} (the target is http://127.0.0.1:{port}), {stack} (stack.json), {litellm} and {portkey} "
+            "(that gateway's config for the stack) are filled in. Its CPU is measured.",
+        ),
+        click.option(
+            "--target-header",
+            "target_headers",
+            multiple=True,
+            metavar="'NAME: VALUE'",
+            help="Send this header with every request to the external target (repeatable). VALUE @FILE "
+            "sends the file's content; with --target-cmd it may name the placeholders: "
+            "'x-portkey-config: @{portkey}'.",
         ),
         click.option("--seed", type=int, default=None),
         click.option("--no-control", is_flag=True, help="Skip the passthrough control run."),
@@ -106,12 +115,14 @@ def run_scenarios(
     sim: bool = False,
     target_pid: int | None = None,
     target_cmd: str | None = None,
+    target_headers: tuple[str, ...] = (),
     remote_workers: int | None = None,
     master_bind: str = "127.0.0.1:5557",
 ) -> list[Report]:
     """Run every scenario of `target`, print progress, summaries and verdicts; exit 2 on bad input."""
     from harness.run import Runner, format_summary, main_progress
     from harness.run.target_command import TargetCommand, TargetCommandError
+    from harness.run.target_headers import HeaderError, parse_header, resolve
     from harness.scenario import ScenarioError, load_scenario, scenario_files
     from harness.stack import EnvironmentProblem
     from reports.markdown import text_table
@@ -136,13 +147,22 @@ def run_scenarios(
         from harness.run.variant import RemoteWorkers
 
         remote = RemoteWorkers(remote_workers, *parse_master(master_bind, "--master-bind"))
+    external = target_url is not None or any(s.system_under_test.kind == "external" for s in scenarios)
+    if target_headers and target_cmd is None and not external:
+        fail("--target-header is sent to an external system under test: give --target or --target-cmd")
+    try:
+        headers = tuple(parse_header(text) for text in target_headers)
+        if target_cmd is None:  # sent as given; placeholders belong to a command
+            headers = tuple(resolve(header) for header in headers)
+    except HeaderError as exc:
+        fail(str(exc))
     command = None
     if target_cmd is not None:
         for name, given in (("--stack", stack_file), ("--target-pid", target_pid)):
             if given is not None:
                 fail(f"--target-cmd starts its own gateway on each scenario's own stack: drop {name}")
         try:
-            command = TargetCommand(target_cmd, url=target_url)
+            command = TargetCommand(target_cmd, url=target_url, headers=headers)
         except TargetCommandError as exc:
             fail(str(exc))
     if sim:
@@ -151,6 +171,7 @@ def run_scenarios(
         given += ["--workers"] if workers else []
         given += ["--remote-workers"] if remote_workers else []
         given += ["--backend docker"] if backend != "local" else []
+        given += ["--target-header"] if target_headers else []
         if given or any(s.system_under_test.kind == "external" for s in scenarios):
             what = ", ".join(given) or "an external system under test"
             fail(f"--sim runs our own gateway in virtual time: {what} cannot be simulated")
@@ -182,6 +203,7 @@ def run_scenarios(
                     mode=mode,
                     target_pid=target_pid,
                     target_command=command,
+                    target_headers=() if command is not None else headers,
                 )
             click.echo(format_summary(result))
             assert result.report is not None

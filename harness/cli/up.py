@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 @click.option("--no-gateway", is_flag=True, help="Only the endpoints and proxies: for your own gateway.")
 @click.option(
     "--emit",
-    type=(click.Choice(["litellm"]), click.Path(dir_okay=False, path_type=Path)),
+    type=(click.Choice(["litellm", "portkey"]), click.Path(dir_okay=False, path_type=Path)),
     default=None,
     metavar="GATEWAY FILE",
-    help="Also write that gateway's own config, pointing at the proxies (litellm).",
+    help="Also write that gateway's own config, pointing at the proxies (litellm, portkey).",
 )
 @click.option(
     "--mode", type=click.Choice(["resilient", "passthrough"]), default="resilient", show_default=True
@@ -79,8 +79,10 @@ def up(
         if emit is not None:
             peer, path = emit
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(EMITTERS[peer](described, GROUP), encoding="utf-8")
+            path.write_text(EMITTERS[peer].render(described, GROUP), encoding="utf-8")
             click.echo(f"{peer} config: {path}")
+            if peer == "portkey":  # Portkey reads its config from each request, not from a file
+                click.echo(f"  send it with every request: --target-header 'x-portkey-config: @{path}'")
         click.echo(f"{count} simulated model(s), seed {chosen_seed}; OpenAI base URLs through Toxiproxy:")
         for model in stack.models:
             direct = f"{stack.endpoint_urls[model]}/v1"

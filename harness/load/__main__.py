@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool-share", type=float, default=0.0, help="share of requests offering a tool")
     parser.add_argument("--model", default="chat")
     parser.add_argument("--request-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="send with every request"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--t0", type=float, default=0.0, help="the run's epoch start (records are relative)")
     parser.add_argument("--records", type=Path, required=True)

@@ -124,7 +124,7 @@ def _remote_records(records: Path, node_id: str) -> Path:
 
 def _settings() -> dict[str, Any]:
     names = ["rate", "users", "stream_share", "tool_share", "model", "request_timeout", "seed", "t0"]
-    names.append("stop_sending_at")
+    names += ["stop_sending_at", "headers"]
     return {name: getattr(Settings, name) for name in names}
 
 
@@ -162,6 +162,7 @@ def run_master(args: argparse.Namespace) -> int:
         str(args.seed),
         "--t0",
         str(Settings.t0),
+        *(part for text in args.header for part in ("--header", text)),
     ]
     workers = [
         subprocess.Popen(

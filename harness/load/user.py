@@ -36,6 +36,7 @@ class Settings:
     t0 = 0.0
     seed = 1
     stop_sending_at = 0.0
+    headers: dict[str, str] = {}  # noqa: RUF012 (set once, before any user starts)
 
 
 def _error_kind(status: int, exc: BaseException | None) -> str:
@@ -118,6 +119,7 @@ class ChatUser(HttpUser):
             with self.client.post(
                 "/v1/chat/completions",
                 json=body,
+                headers=Settings.headers,
                 name="chat-stream" if stream else "chat",
                 stream=stream,
                 catch_response=True,
@@ -164,7 +166,13 @@ def configure(args: Any) -> None:
     Settings.tool_share = args.tool_share
     Settings.request_timeout, Settings.seed = args.request_timeout, args.seed
     Settings.t0 = args.t0 or time.time()
+    Settings.headers = dict(_header(text) for text in args.header)
     Settings.stop_sending_at = Settings.t0 + args.duration
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
 
 
 def drain(timeout: float) -> None:

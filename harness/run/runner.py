@@ -75,9 +75,12 @@ class Runner:
         mode: str = "resilient",
         target_pid: int | None = None,
         target_command: TargetCommand | None = None,
+        target_headers: tuple[tuple[str, str], ...] = (),
     ) -> RunResult:
         """`target_command` starts the system under test on this scenario's own stack and stops
-        it at the end (`run --target-cmd`); `target` and `attach` are then not given."""
+        it at the end (`run --target-cmd`); `target` and `attach` are then not given. The load
+        sends an external target `target_headers` (a started command's own, filled in, else
+        these, as sent)."""
         scenario = scenario.scaled()
         if target_command is not None and (target is not None or attach is not None):
             raise ValueError("a target command brings its own target on the run's own stack")
@@ -105,12 +108,13 @@ class Runner:
                 self.progress(f"[external] starting: {target_command.line}")
                 group = scenario.system_under_test.model
                 started = target_command.start(
-                    described, folder / "target", lambda name: EMITTERS[name](described, group)
+                    described, folder / "target", lambda name: EMITTERS[name].render(described, group)
                 )
                 target, target_pid = started.url, started.child.pid
+                target_headers = started.headers
             plan = [Variant(mode, mode)]
             if target is not None:
-                plan = [Variant("external", None, target, target_pid)]
+                plan = [Variant("external", None, target, target_pid, target_headers)]
             elif control:
                 plan.append(Variant("control", "passthrough"))
             context = Context(

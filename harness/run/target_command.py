@@ -8,9 +8,10 @@ and a stop when the scenario ends, however it ends.
 
 The command is split like a shell line (no shell runs it) and its placeholders are filled in per
 scenario: `{port}` a free port on 127.0.0.1 (the target is then http://127.0.0.1:{port}), `{stack}`
-the scenario stack's stack.json, and one per emitter of `up --emit` (`{litellm}`: that gateway's
-config file, written for this stack). The same values are in the environment as CHAOS_PORT,
-CHAOS_STACK and CHAOS_CONFIG_<NAME>.
+the scenario stack's stack.json, and one per emitter of `up --emit` (`{litellm}`, `{portkey}`:
+that gateway's config file, written for this stack). The same values are in the environment as
+CHAOS_PORT, CHAOS_STACK and CHAOS_CONFIG_<NAME>, and `--target-header` values may name them
+(`x-portkey-config: @{portkey}`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.run.target_headers import Header, resolve
 from harness.stack import EnvironmentProblem
 from harness.stack.peer_configs import EMITTERS
 from harness.stack.processes import LOOPBACK, Child, free_port, reachable, wait_until
@@ -44,6 +46,9 @@ class TargetCommand:
     ready_timeout: float = 180.0
     """LiteLLM takes over a minute to import its proxy on a slow host."""
     env: Mapping[str, str] = field(default_factory=dict)
+    headers: tuple[Header, ...] = ()
+    """`--target-header` templates: their values may name this command's placeholders
+    (`@{portkey}`: the Portkey config written for the scenario's stack)."""
 
     def __post_init__(self) -> None:
         try:
@@ -64,7 +69,7 @@ class TargetCommand:
             )
 
     def placeholders(self) -> set[str]:
-        parts = shlex.split(self.line)
+        parts = [*shlex.split(self.line), *(value for _, value in self.headers)]
         return {name for part in parts for _, name, _, _ in string.Formatter().parse(part) if name}
 
     def start(self, described: dict[str, Any], folder: Path, config: Callable[[str], str]) -> StartedTarget:
@@ -77,10 +82,11 @@ class TargetCommand:
         values = {"port": str(free_port()), "stack": str(stack_file)}
         env = {"CHAOS_PORT": values["port"], "CHAOS_STACK": values["stack"]}
         for name in sorted(self.placeholders() & set(EMITTERS)):
-            path = folder / f"{name}-config.yaml"
+            path = folder / f"{name}-config.{EMITTERS[name].suffix}"
             path.write_text(config(name), encoding="utf-8")
             values[name] = env[f"CHAOS_CONFIG_{name.upper()}"] = str(path)
         argv = [part.format(**values) for part in shlex.split(self.line)]
+        headers = tuple(resolve((name, value.format(**values))) for name, value in self.headers)
         url = self.url or f"http://{LOOPBACK}:{values['port']}"
         child = Child("target", argv, folder / "target.log", env={**env, **self.env})
         try:
@@ -93,13 +99,15 @@ class TargetCommand:
         except EnvironmentProblem as exc:
             child.stop()
             raise EnvironmentProblem(f"--target-cmd {argv[0]}: {exc}") from None
-        return StartedTarget(child, url)
+        return StartedTarget(child, url, headers)
 
 
 @dataclass(frozen=True)
 class StartedTarget:
     child: Child
     url: str
+    headers: tuple[Header, ...] = ()
+    """What the load sends it, placeholders filled and files read."""
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 15 s: a gateway draining its connections gets that long."""

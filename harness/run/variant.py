@@ -61,6 +61,8 @@ class Variant:
     pid: int | None = None
     """An external target's process (`--target-pid`): its CPU, and its children's, is sampled
     as our gateway's is."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every request to an external target (`--target-header`)."""
 
 
 @dataclass
@@ -326,6 +328,8 @@ def _load_args(
         "--summary",
         str(folder / "locust.json"),
     ]
+    for name, value in variant.headers:
+        args += ["--header", f"{name}: {value}"]
     if run.remote is not None:
         remote = run.remote
         args += ["--role", "master", "--workers", str(remote.count)]

@@ -1,10 +1,13 @@
 """Another gateway's own config file, pointing at a running stack's proxies (`up --emit`), so a
 user runs their gateway against our faults in one step. Settings follow each gateway's docs for a
-priority-ordered pool; every choice is commented in the file, to be tuned like any config."""
+priority-ordered pool; every choice is commented in the file (or, for a format without comments,
+here), to be tuned like any config."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -55,12 +58,47 @@ def litellm_routes(routes: list[tuple[str, str, str]]) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-EMITTERS: dict[str, Callable[[dict[str, Any], str], str]] = {"litellm": litellm}
-"""Each takes a stack.json's content and the model name clients ask for. Bifrost and Portkey
-are not written yet, because neither keeps its fallbacks in a server-side file a user could
-start from: Bifrost (config.json: one custom provider per model, `base_provider_type: openai`,
-`network_config.base_url` without `/v1`) takes fallbacks in each request body
-(`"fallbacks": ["local1/model-1"]`), and the open-source Portkey gateway (1.15) takes its whole
-config (`strategy: {mode: fallback}`, `targets` with `custom_host` including `/v1`) in each
-request's `x-portkey-config` header. Both need the load to send per-target headers or body
-fields first."""
+PORTKEY_RETRIED = [429, 500, 502, 503, 504]
+
+
+def portkey(described: dict[str, Any], group: str = "chat") -> str:
+    """The open-source Portkey gateway's config for the stack in `described`: a fallback
+    strategy over one target per simulated model in priority order, each through its proxy.
+
+    Portkey keeps no server-side config: clients send this whole object, on one line, in each
+    request's `x-portkey-config` header, so the file is one line of JSON (a header cannot hold
+    a comment or a line break; the choices are documented here instead). Fallback on any
+    non-2xx answer (Portkey's default, and connection failures always move on); each target
+    retried once on 429 and 5xx, as Portkey's docs show; 30 s per call, as LiteLLM's config.
+    The open-source gateway has no circuit breaker or cooldown: every request starts at the
+    first target. `group` is unused: each target names its upstream model itself."""
+    del group
+    targets = [
+        {
+            "provider": "openai",
+            "api_key": "unused",
+            "custom_host": described["base_urls"][model],
+            "override_params": {"model": model},
+            "retry": {"attempts": 1, "on_status_codes": PORTKEY_RETRIED},
+            "request_timeout": 30_000,
+        }
+        for model in described["models"]
+    ]
+    return json.dumps({"strategy": {"mode": "fallback"}, "targets": targets}, separators=(",", ":")) + "\n"
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """How to write one gateway's config: `render(stack.json content, model name clients ask
+    for)`, and the file suffix its gateway expects."""
+
+    render: Callable[[dict[str, Any], str], str]
+    suffix: str
+
+
+EMITTERS: dict[str, Emitter] = {"litellm": Emitter(litellm, "yaml"), "portkey": Emitter(portkey, "json")}
+"""Bifrost is not written yet: it takes fallbacks in each request body
+(`"fallbacks": ["local1/model-1"]`, its config.json one custom provider per model with
+`base_provider_type: openai` and `network_config.base_url` without `/v1`), so the load would
+have to send per-target body fields first, and its launcher downloads its binary from a host
+this project cannot reach."""

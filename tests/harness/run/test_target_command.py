@@ -70,7 +70,9 @@ def test_the_command_starts_with_its_placeholders_filled_and_stops_by_its_pid(tm
 
 def test_a_config_placeholder_writes_that_gateways_config_for_the_stack(tmp_path):
     line = f"{LISTENER} {{port}} {{litellm}}"
-    started = TargetCommand(line).start(DESCRIBED, tmp_path, lambda name: EMITTERS[name](DESCRIBED, "chat"))
+    started = TargetCommand(line).start(
+        DESCRIBED, tmp_path, lambda name: EMITTERS[name].render(DESCRIBED, "chat")
+    )
     try:
         written = Path(started.child.argv[-1])
         config = yaml.safe_load(written.read_text())
@@ -96,3 +98,22 @@ def test_the_conformance_config_routes_each_case_to_the_primary_and_the_fallback
     case = catalogue.cases[0].model
     assert routes[case]["api_base"] == DESCRIBED["base_urls"]["model-0"]
     assert routes[case]["model"] == f"openai/{case}"  # the endpoint's log knows the case by it
+
+
+def test_a_header_placeholder_sends_the_portkey_config_written_for_the_stack(tmp_path):
+    """Portkey reads its routing from each request: `@{portkey}` in a header makes the command's
+    run write the config for this scenario's stack and send it, one line, with every request."""
+    command = TargetCommand(f"{LISTENER} {{port}}", headers=(("x-portkey-config", "@{portkey}"),))
+    assert command.placeholders() == {"port", "portkey"}
+    started = command.start(DESCRIBED, tmp_path, lambda name: EMITTERS[name].render(DESCRIBED, "chat"))
+    try:
+        ((name, value),) = started.headers
+        config = json.loads(value)
+        assert name == "x-portkey-config" and (tmp_path / "portkey-config.json").exists()
+        assert config["strategy"] == {"mode": "fallback"}
+        assert [t["custom_host"] for t in config["targets"]] == [
+            DESCRIBED["base_urls"][m] for m in DESCRIBED["models"]
+        ]
+        assert [t["override_params"]["model"] for t in config["targets"]] == DESCRIBED["models"]
+    finally:
+        started.stop()
