@@ -96,7 +96,9 @@ def _portkey_server(package: Path) -> Path:
 
 def portkey_command(server: Path) -> TargetCommand:
     """Portkey's gateway as `--target-cmd` starts it, its config in every request's header."""
-    return TargetCommand(f"node {server} --port={{port}}", headers=(("x-portkey-config", "@{portkey}"),))
+    return TargetCommand(
+        f"node {server} --port={{port}} --headless", headers=(("x-portkey-config", "@{portkey}"),)
+    )
 
 
 def litellm_command(command: Path) -> TargetCommand:
@@ -142,7 +144,8 @@ def render(table: str, conformance: str, command: str, time_scale: float, suite:
             f"a 5 s cooldown after one failed call), `portkey` the open-source Portkey gateway "
             f"{PORTKEY.rsplit('@', 1)[1]} (Node.js) with the config `up --emit portkey` writes, sent "
             f"in each request's `x-portkey-config` header (fallback over the models in priority "
-            f"order, one retry per model on 429 and 5xx; it has no circuit breaker), each scenario "
+            f"order, the primary retried twice on 429 and 5xx, as failoverbench runs it; it has "
+            f"no circuit breaker), each scenario "
             f"on a stack of its own with the same faults on the same timeline. CPU is each "
             f"gateway's process (and its children), the peers started and measured by "
             f"`run --target-cmd`.",

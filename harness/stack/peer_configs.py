@@ -67,24 +67,25 @@ def portkey(described: dict[str, Any], group: str = "chat") -> str:
 
     Portkey keeps no server-side config: clients send this whole object, on one line, in each
     request's `x-portkey-config` header, so the file is one line of JSON (a header cannot hold
-    a comment or a line break; the choices are documented here instead). Fallback on any
-    non-2xx answer (Portkey's default, and connection failures always move on); each target
-    retried once on 429 and 5xx, as Portkey's docs show; 30 s per call, as LiteLLM's config.
-    The open-source gateway has no circuit breaker or cooldown: every request starts at the
-    first target. `group` is unused: each target names its upstream model itself."""
+    a comment or a line break; the choices are documented here instead). They are the baseline
+    the public failoverbench catalogue runs Portkey with: fallback on any non-2xx answer
+    (Portkey's default; connection failures move on too), the primary retried twice on 429 and
+    5xx honouring Retry-After (Portkey's retry, with its own backoff), 30 s per call. The
+    open-source gateway has no circuit breaker or cooldown: every request starts at the primary.
+    `group` is unused: each target names its upstream model itself."""
     del group
-    targets = [
+    targets: list[dict[str, Any]] = [
         {
             "provider": "openai",
             "api_key": "unused",
             "custom_host": described["base_urls"][model],
             "override_params": {"model": model},
-            "retry": {"attempts": 1, "on_status_codes": PORTKEY_RETRIED},
-            "request_timeout": 30_000,
         }
         for model in described["models"]
     ]
-    return json.dumps({"strategy": {"mode": "fallback"}, "targets": targets}, separators=(",", ":")) + "\n"
+    targets[0]["retry"] = {"attempts": 2, "on_status_codes": PORTKEY_RETRIED, "use_retry_after_header": True}
+    config = {"strategy": {"mode": "fallback"}, "request_timeout": 30_000, "targets": targets}
+    return json.dumps(config, separators=(",", ":")) + "\n"
 
 
 @dataclass(frozen=True)

@@ -115,5 +115,7 @@ def test_a_header_placeholder_sends_the_portkey_config_written_for_the_stack(tmp
             DESCRIBED["base_urls"][m] for m in DESCRIBED["models"]
         ]
         assert [t["override_params"]["model"] for t in config["targets"]] == DESCRIBED["models"]
+        assert config["targets"][0]["retry"]["attempts"] == 2  # the primary only, as failoverbench
+        assert all("retry" not in target for target in config["targets"][1:])
     finally:
         started.stop()
