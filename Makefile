@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench bench-peers lint clean toxiproxy browser valgrind
+.PHONY: setup demo test bench bench-peers lint clean toxiproxy browser valgrind node
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -31,9 +31,10 @@ bench: setup toxiproxy valgrind
 	$(BIN)/python -m harness.benchmarks.simulation
 	$(BIN)/python -m harness.benchmarks.combine
 
-# Our gateway beside LiteLLM (pinned, installed once into .peers/litellm from PyPI) on the smoke
+# Our gateway beside LiteLLM (pinned, installed once into .peers/litellm from PyPI) and Portkey
+# (pinned, installed once into .peers/portkey with npm; needs Node.js) on the smoke
 # suite: the scorecard goes to docs/benchmarks/peers.md and the README.
-bench-peers: setup toxiproxy
+bench-peers: setup toxiproxy node
 	$(BIN)/python -m harness.benchmarks.peers
 
 lint: setup
@@ -96,3 +97,7 @@ browser:
 # noisy on shared machines); without valgrind that one figure is skipped and says why.
 valgrind:
 	@command -v valgrind >/dev/null 2>&1 || { $(call apt_install,valgrind,the bench skips the instruction count); }
+
+# Portkey's gateway (bench-peers) runs on Node.js; npm installs it.
+node:
+	@command -v npm >/dev/null 2>&1 || { $(call apt_install,nodejs npm,bench-peers cannot run the Portkey gateway); }

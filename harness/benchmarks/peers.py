@@ -13,6 +13,7 @@ to docs/benchmarks/peers.md and the README.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -132,7 +133,44 @@ def conformance_table(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render(table: str, conformance: str, command: str, time_scale: float, suite: Path, seconds: float) -> str:
+def peer_findings(folders: dict[str, list[Path]]) -> list[str]:
+    """What the peers' own logs and records say about failures that are not failover, counted
+    from this run's folders, so the scorecard is read for what it measures."""
+    found = []
+    logs = [folder / "target" / "target.log" for folder in folders.get("portkey", [])]
+    immutable = sum(
+        log.read_text(errors="replace").count("TypeError: immutable") for log in logs if log.exists()
+    )
+    if immutable:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        found.append(
+            f"Portkey, on this machine's Node.js {node}, answered {immutable} streamed requests 500 "
+            f"(`TypeError: immutable` in its response-header update, in `target/target.log`), "
+            f"so its stream rows measure that, not failover."
+        )
+    for folder in folders.get("litellm", []):
+        records = folder / "external" / "records.csv"
+        if folder.name.endswith("healthy-baseline") and records.exists():
+            with records.open(encoding="utf-8", newline="") as handle:
+                timeouts = sum(1 for row in csv.DictReader(handle) if row.get("error_kind") == "timeout")
+            if timeouts:
+                found.append(
+                    f"LiteLLM (one proxy worker, as its config starts it) timed out {timeouts} requests "
+                    f"of healthy-baseline, which has no fault: at its CPU per request, 60 requests/s for "
+                    f"40 s saturate this host and its latency climbs to seconds."
+                )
+    return [" ".join(found), ""] if found else []
+
+
+def render(
+    table: str,
+    conformance: str,
+    command: str,
+    time_scale: float,
+    suite: Path,
+    seconds: float,
+    findings: list[str],
+) -> str:
     return "\n".join(
         [
             "## Our gateway beside LiteLLM and Portkey",
@@ -152,6 +190,7 @@ def render(table: str, conformance: str, command: str, time_scale: float, suite:
             "",
             "\n".join(line for line in table.splitlines() if not line.startswith("# ")).strip(),
             "",
+            *findings,
             "The conformance suite (`chaos-harness conformance`, profile `full`), LiteLLM started by "
             "`conformance --target-cmd` from a config that routes every case's model to the primary "
             "and `fb-ok` to the secondary, the fallback named per request as the catalogue sends it "
@@ -189,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     found = []
+    peer_folders: dict[str, list[Path]] = {name: [] for name in peers}
     ours = Runner(args.runs / "ours", progress=lambda line: None)
     for path in scenario_files(args.suite):
         scenario = load_scenario(path).model_copy(update={"time_scale": args.time_scale})
@@ -199,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, target in peers.items():
             folder = run_peer(target, scenario, args.runs / name)
             found += cells([folder], {"external": name})
+            peer_folders[name].append(folder)
             passed = json.loads((folder / "results.json").read_text())["passed"]
             print(f"{name:<8} {scenario.name:<24} {'PASS' if passed else 'FAIL'}", flush=True)
     catalogue = load_catalogue("full")
@@ -216,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{system:<8} conformance: {result['counts']['pass']}/{len(result['cases'])} pass", flush=True)
     table = conformance_table(*conformance)
     seconds = time.monotonic() - started
-    text = render(markdown(found), table, command, args.time_scale, args.suite, seconds)
+    text = render(
+        markdown(found), table, command, args.time_scale, args.suite, seconds, peer_findings(peer_folders)
+    )
     data = {
         "litellm": LITELLM,
         "portkey": PORTKEY,
