@@ -20,7 +20,7 @@ default); the intervals bracket it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,20 +93,12 @@ def ratio_interval(
     either percentile is unbounded above, so is the ratio on the side it drives: a numerator
     that cannot be bounded leaves the top open, a denominator the bottom."""
     top, bottom = _timed(numerator), _timed(denominator)
-    if top.values.size < 2 or bottom.values.size < 2:
-        return None
-    if top.blocks.size < 2 or bottom.blocks.size < 2:  # one second resamples to itself
-        return -math.inf, math.inf
-    rng = np.random.default_rng(seed)
-    ratios = np.concatenate(
-        [
-            _resampled_quantiles(top, _draw(rng, top.blocks, size), q)
-            / _resampled_quantiles(bottom, _draw(rng, bottom.blocks, size), q)
-            - 1
-            for size in _chunks(resamples, max(top.values.size, bottom.values.size))
-        ]
-    )
-    return _open_where_unbounded(_central(ratios, confidence), top, bottom, q, confidence)
+
+    def draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        return _draw(rng, top.blocks, size), _draw(rng, bottom.blocks, size)
+
+    single = top.blocks.size < 2 or bottom.blocks.size < 2  # one second resamples to itself
+    return _ratio_bootstrap(top, bottom, q, draw, single, confidence, resamples, seed)
 
 
 def paired_ratio_interval(
@@ -122,19 +114,40 @@ def paired_ratio_interval(
     so a slow second of the host weighs on both alike and cancels in the ratio, as it did in
     the run."""
     top, bottom = _timed(numerator), _timed(denominator)
+    seconds = np.union1d(top.blocks, bottom.blocks)
+
+    def draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        weights = _draw(rng, seconds, size)
+        return weights[:, np.searchsorted(seconds, top.blocks)], weights[
+            :, np.searchsorted(seconds, bottom.blocks)
+        ]
+
+    return _ratio_bootstrap(top, bottom, q, draw, seconds.size < 2, confidence, resamples, seed)
+
+
+def _ratio_bootstrap(
+    top: _Blocked,
+    bottom: _Blocked,
+    q: float,
+    draw: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]],
+    single: bool,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> Interval | None:
+    """The interval of percentile(top) / percentile(bottom) - 1 over seeded resamples, `draw`
+    giving each pass's block weights of both (None under two samples; open when `single`,
+    one second that can only resample to itself)."""
     if top.values.size < 2 or bottom.values.size < 2:
         return None
-    seconds = np.union1d(top.blocks, bottom.blocks)
-    if seconds.size < 2:
+    if single:
         return -math.inf, math.inf
     rng = np.random.default_rng(seed)
     ratios = []
     for size in _chunks(resamples, max(top.values.size, bottom.values.size)):
-        weights = _draw(rng, seconds, size)
+        top_weights, bottom_weights = draw(rng, size)
         ratios.append(
-            _resampled_quantiles(top, weights[:, np.searchsorted(seconds, top.blocks)], q)
-            / _resampled_quantiles(bottom, weights[:, np.searchsorted(seconds, bottom.blocks)], q)
-            - 1
+            _resampled_quantiles(top, top_weights, q) / _resampled_quantiles(bottom, bottom_weights, q) - 1
         )
     return _open_where_unbounded(_central(np.concatenate(ratios), confidence), top, bottom, q, confidence)
 
@@ -190,11 +203,9 @@ def _draw(rng: np.random.Generator, blocks: np.ndarray, size: int) -> np.ndarray
 
 def _resampled_quantiles(sample: _Blocked, weights: np.ndarray, q: float) -> np.ndarray:
     """The q-th percentile (`percentile`'s definition) of each resample, a resample being the
-    samples repeated as often as their block was drawn (`weights`, per block or per sample),
+    samples repeated as often as their block was drawn (`weights`, one column per block),
     without building it: positions in the repeated, sorted sample come from cumulative counts."""
-    if weights.shape[1] != sample.values.size:
-        weights = weights[:, sample.block_of]
-    cumulative = np.cumsum(weights, axis=1)
+    cumulative = np.cumsum(weights[:, sample.block_of], axis=1)
     total = cumulative[:, -1]
     position = (total - 1) * q / 100.0
     below = np.floor(position)

@@ -205,3 +205,14 @@ def test_a_cpu_overhead_over_fewer_than_five_seconds_is_left_open():
     overheads(*longer)
     low, _ = longer[0]["intervals"]["resource_overhead"]
     assert low > 0.2
+
+
+def test_a_resample_weighs_each_answer_by_its_own_seconds_draw():
+    """At one answer a second there are as many seconds as answers, and a second's weight must
+    still go to that second's answer, not to the answer of the same rank: else the pairing of
+    side-by-side variants follows ranks instead of seconds."""
+    from reports.stats import _resampled_quantiles, _timed
+
+    sample = _timed(Timed.of([3.0, 1.0, 2.0], [0.5, 1.5, 2.5]))
+    only_the_first_second = np.array([[3, 0, 0]])
+    assert _resampled_quantiles(sample, only_the_first_second, 50)[0] == 3.0
