@@ -11,9 +11,11 @@ exercised": neither proved anything, and the gate fails both.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from reports.stats import answers_to_bound
 from reports.thresholds import PERCENT_SLIS, Threshold, ThresholdError, format_percent
 
 DEFAULT_TARGETS: tuple[Threshold, ...] = tuple(
@@ -240,8 +242,22 @@ def _judge_interval(threshold: Threshold, value: float, interval: tuple[float, f
         return Verdict(
             threshold.key, target, value, "fail", f"measured {shown} ({span}), target {target}", interval
         )
-    reason = f"measured {shown}, but its {span} straddles the target {target}"
+    reason = (
+        f"measured {shown}, but its {span} straddles the target {target}{_why_open(threshold.sli, interval)}"
+    )
     return Verdict(threshold.key, target, value, "inconclusive", reason, interval)
+
+
+def _why_open(sli: str, interval: tuple[float, float]) -> str:
+    """Why an end of a percentile's interval is open: too few answers to reach its tail, which
+    a longer or busier window fixes and no amount of re-running does."""
+    if all(math.isfinite(end) for end in interval):
+        return ""
+    found = re.search(r"p(\d\d)", sli)
+    q = 95 if sli == "fallback_latency_increase" else int(found.group(1)) if found else None
+    if q is None:
+        return ""
+    return f" (an end is open: bounding a p{q} takes at least {answers_to_bound(q)} answers)"
 
 
 def show(sli: str, value: float | None) -> str:

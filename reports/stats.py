@@ -74,6 +74,15 @@ def quantile_interval(
     return low, high
 
 
+def answers_to_bound(q: float, confidence: float = CONFIDENCE) -> int:
+    """The fewest samples whose order-statistic interval of the q-th percentile (0-100) has
+    both ends finite: the tail beyond the quantile must be reached with probability
+    1 - alpha/2 (368 for a p99, 72 for a p95, 6 for a p50, at 95 %)."""
+    p = min(max(q / 100.0, 1e-9), 1 - 1e-9)
+    tail = max(p, 1 - p)  # the side the samples reach last
+    return math.ceil(math.log((1.0 - confidence) / 2) / math.log(tail))
+
+
 def ratio_interval(
     numerator: Sequence[float] | np.ndarray | Timed,
     denominator: Sequence[float] | np.ndarray | Timed,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from reports import DEFAULT_TARGETS, Threshold, ThresholdError, bite, build, judge, targets
 from reports.results import failures
+from reports.stats import answers_to_bound, quantile_interval
 from tests.reports.synthetic import outage_run
 
 
@@ -92,7 +95,20 @@ def test_a_statistical_slo_is_judged_on_its_interval_and_says_when_it_cannot_tel
     assert straddles.status == "inconclusive" and "straddles" in straddles.reason
     assert straddles.interval == (-0.03, 0.09)
     assert _overhead_verdict(None).status == "inconclusive"  # no samples to bound it: never a pass
-    assert _overhead_verdict([0.01, None]).status == "inconclusive"  # an unbounded side
+    open_above = _overhead_verdict([0.01, None])
+    assert open_above.status == "inconclusive"  # an unbounded side
+    # ... and it says how many answers would bound it, since re-running would not.
+    assert "bounding a p50 takes at least 6 answers" in open_above.reason
+    assert "answers" not in straddles.reason
+
+
+def test_the_answers_a_percentile_needs_are_where_its_interval_closes():
+    rng = np.random.default_rng(3)
+    for q in (50, 95, 99):
+        needed = answers_to_bound(q)
+        assert all(math.isfinite(end) for end in quantile_interval(rng.random(needed), q))
+        assert not all(math.isfinite(end) for end in quantile_interval(rng.random(needed - 1), q))
+    assert answers_to_bound(99) == 368
 
 
 def test_a_29x_increase_on_160_samples_fails_instead_of_being_skipped(tmp_path):
