@@ -88,6 +88,6 @@ def test_a_weakened_gateways_breach_is_found_shrunk_and_written_as_a_scenario(tm
 def test_the_default_policies_survive_a_fixed_budget_with_a_fixed_seed(tmp_path: Path):
     """Every SLO searched by default (the p95 increase only when asked: see ASKED_FOR_ONLY)."""
     search = Search(dict(BASE), {})
-    found = explore(search, tmp_path, budget=120, seed=11, replay=False, progress=lambda _: None)
+    found = explore(search, tmp_path, budget=120, seed=11, replay=False, progress=lambda _: None, jobs=2)
     assert found.examples == 120
     assert found.findings == [], [f.file.read_text() for f in found.findings]
