@@ -54,6 +54,12 @@ def test_openai_client_works_streaming_and_not(stack, target):
     assert [m.id for m in client.models.list().data]
 
 
+def hears_ctrl_c() -> None:
+    """Ctrl-C reaches the child as it would from a terminal: a shell that starts the tests in
+    the background (`pytest &` in a script) makes them ignore SIGINT, and children inherit it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_gateway_errors_are_openai_style_and_admin_needs_the_token(stack):
     hello = [{"role": "user", "content": "hi"}]
     response = requests.post(
@@ -130,6 +136,7 @@ def test_sigint_during_a_fault_leaves_no_toxic_and_no_process(tmp_path, toxiprox
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=hears_ctrl_c,
         )
         toxics = Toxics(url)
 
@@ -165,6 +172,7 @@ def test_up_then_run_against_an_external_gateway_attached_to_that_stack(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=hears_ctrl_c,
     )
     try:
         stack_file = folder / "stack.json"
