@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import requests
@@ -164,3 +165,30 @@ def test_degraded_switch_and_run_status_show_in_the_page(page, operated):
     page.click("#confirm-ok")
     expect(row(page, "model-2/model-2").locator('[data-field="weight"]')).to_have_text("0.5", timeout=WAIT_MS)
     assert model_state(operated, "model-2/model-2")["weight"] == 0.5
+
+
+def sparkline(page: Page, model: str, figure: str) -> Locator:
+    return row(page, model).locator(f'svg[data-spark="{figure}"]')
+
+
+def test_each_model_has_live_sparklines_of_rate_error_rate_and_p99(page, operated):
+    model = "model-0/model-0"
+    rate, errors, p99 = (sparkline(page, model, f) for f in ("rate", "error-rate", "p99"))
+    # One point a second: a few seconds of traffic draw a line, not a dot.
+    expect(rate).to_have_attribute("data-points", re.compile(r"^([4-9]|\d\d+)$"), timeout=WAIT_MS)
+    assert float(rate.get_attribute("data-max")) > 0
+    assert rate.locator("path").get_attribute("d").count("L") >= 3
+    expect(p99).not_to_have_attribute("data-points", "0")
+    assert "ms to" in p99.locator("title").text_content()
+    # A dead model: its error-rate line rises while the page is open.
+    operated.stack.toxics.set_enabled("model-0", False)
+    try:
+        expect(row(page, model)).to_have_attribute("data-circuit", "open", timeout=WAIT_MS)
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while float(errors.get_attribute("data-max") or 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert float(errors.get_attribute("data-max") or 0) > 0, errors.locator("title").text_content()
+        screenshot(page, "sparklines.png")
+    finally:
+        operated.stack.toxics.set_enabled("model-0", True)
+    expect(row(page, model)).to_have_attribute("data-circuit", "closed", timeout=WAIT_MS)

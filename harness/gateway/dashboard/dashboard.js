@@ -13,6 +13,8 @@ let reconnectTimer = null;
 let lastState = null;
 let lastUpdate = 0;
 const rows = new Map(); // "group\u0000model" -> <tr>
+const histories = new Map(); // "group\u0000model" -> {time, rate: [], p99: [], "error-rate": []}
+const SPARK_POINTS = 60; // one a second: the last minute
 const groups = new Map(); // group -> <article>
 
 function token() {
@@ -94,6 +96,58 @@ function field(row, name, text) {
   return cell;
 }
 
+// A sparkline per figure: one point a second (pushes come faster while things change), the
+// last minute, scaled to its own maximum (error rate: to 100 %); a missing figure is a gap.
+function remember(key, m, wallSeconds) {
+  let history = histories.get(key);
+  if (!history) {
+    history = { time: -Infinity, rate: [], p99: [], "error-rate": [] };
+    histories.set(key, history);
+  }
+  if (wallSeconds - history.time < 0.9) return history;
+  history.time = wallSeconds;
+  const figures = { rate: m.rate || 0, p99: m.p99, "error-rate": m.calls ? m.error_rate : null };
+  for (const [name, value] of Object.entries(figures)) {
+    const series = history[name];
+    series.push(value === undefined ? null : value);
+    if (series.length > SPARK_POINTS) series.shift();
+  }
+  return history;
+}
+
+function sparkPath(series, top) {
+  const step = 60 / (SPARK_POINTS - 1);
+  const offset = SPARK_POINTS - series.length;
+  let path = "";
+  let drawing = false;
+  series.forEach((value, i) => {
+    if (value === null) {
+      drawing = false;
+      return;
+    }
+    const x = ((offset + i) * step).toFixed(1);
+    const y = (15 - (top > 0 ? Math.min(value / top, 1) : 0) * 14).toFixed(1);
+    path += `${drawing ? "L" : "M"}${x} ${y} `;
+    drawing = true;
+  });
+  return path.trim();
+}
+
+function renderSparks(row, history) {
+  const format = { rate: (v) => `${v.toFixed(1)}/s`, p99: ms, "error-rate": (v) => pct(v, 1) };
+  for (const svg of row.querySelectorAll("svg[data-spark]")) {
+    const name = svg.dataset.spark;
+    const series = history[name];
+    const known = series.filter((v) => v !== null);
+    const top = name === "error-rate" ? 1 : Math.max(0, ...known);
+    svg.querySelector("path").setAttribute("d", sparkPath(series, top));
+    svg.dataset.points = String(known.length);
+    svg.dataset.max = known.length ? String(Math.max(...known)) : "";
+    const span = known.length ? `${format[name](Math.min(...known))} to ${format[name](Math.max(...known))}` : "no data";
+    svg.querySelector("title").textContent = `${name}, last ${series.length} s: ${span}`;
+  }
+}
+
 function renderModel(row, m, controllable) {
   row.dataset.health = m.health;
   row.dataset.circuit = m.circuit === null ? "none" : m.circuit;
@@ -125,6 +179,7 @@ function renderGroups(state) {
     for (const m of models) {
       const row = rowElement(article, name, m.model);
       renderModel(row, m, controllable);
+      renderSparks(row, remember(`${name}\u0000${m.model}`, m, state.time));
       seen.add(`${name}\u0000${m.model}`);
     }
   }
@@ -132,6 +187,7 @@ function renderGroups(state) {
     if (!seen.has(key)) {
       row.remove();
       rows.delete(key);
+      histories.delete(key);
     }
   }
   $("groups-empty").hidden = Object.keys(state.groups).length > 0;
