@@ -1,7 +1,8 @@
 """Simulated OpenAI-compatible model endpoints: many models, one asyncio process, one port each.
 
 Each endpoint answers `POST /v1/chat/completions` (JSON, or server-sent events with
-`stream: true` ending in `data: [DONE]`), `GET /v1/models` and `GET /health`, with text whose
+`stream: true` ending in `data: [DONE]`), Anthropic's `POST /v1/messages` (`surfaces.py`: the
+same answers and faults in that API's format), `GET /v1/models` and `GET /health`, with text whose
 identity a client can check (`answers.py`) and a latency model (time to first token + token
 rate, with jitter). Faults that TCP can't express are set per endpoint through
 `POST /_control/fault`; what each endpoint received, per second and by outcome, comes from
@@ -26,8 +27,9 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.endpoints.behaviour import EndpointState, error_body, respond
+from harness.endpoints.behaviour import EndpointState, respond
 from harness.endpoints.model import EndpointFault, LatencyModel
+from harness.endpoints.surfaces import ANTHROPIC, OPENAI, Surface
 
 CONTROL_PREFIX = "/_control"
 
@@ -79,18 +81,27 @@ STATE = web.AppKey("state", EndpointState)
 """The endpoint's state, on its aiohttp application."""
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+async def _answer(request: web.Request, surface: Surface) -> web.StreamResponse:
     state: EndpointState = request.app[STATE]
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
         state.count("bad_request")
-        return web.json_response(
-            error_body("request body is not valid JSON", "invalid_request_error"), status=400
-        )
+        return web.json_response(surface.error(400, "request body is not a JSON object"), status=400)
     wire = HttpWire(request)
-    await respond(state, body, wire)
+    await respond(state, body, wire, surface)
     return wire.response
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, OPENAI)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic's Messages API: the same model, answers and faults in its format."""
+    return await _answer(request, ANTHROPIC)
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -153,6 +164,7 @@ def build_app(state: EndpointState) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STATE] = state
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/messages", messages)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/health", health)
     app.router.add_post(f"{CONTROL_PREFIX}/fault", set_fault)

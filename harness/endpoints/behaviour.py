@@ -19,15 +19,9 @@ from typing import Any, Protocol
 
 from harness.endpoints.answers import Answer, continued
 from harness.endpoints.model import MAX_SECONDS, EndpointFault, LatencyModel
+from harness.endpoints.surfaces import OPENAI, Surface, openai_error, text_of
 
 HEALTHY = EndpointFault()
-
-ERROR_CODES = {
-    429: "rate_limit_exceeded",
-    503: "overloaded",
-    500: "server_error",
-    400: "context_length_exceeded",
-}
 
 
 class Wire(Protocol):
@@ -164,7 +158,7 @@ class EndpointState:
             "stream": bool(body.get("stream")),
             "prefill": prefilled,
             "prompt_tokens": sum(
-                len(str(m.get("content", "")).split()) + 4 for m in messages if isinstance(m, dict)
+                len(text_of(m.get("content", "")).split()) + 4 for m in messages if isinstance(m, dict)
             ),
             "outcome": "",
         }
@@ -172,11 +166,10 @@ class EndpointState:
         return entry
 
 
-async def respond(state: EndpointState, body: dict[str, Any], wire: Wire) -> None:
-    """Answer one chat request: the active fault first, then the answer (JSON, or a stream)."""
-    messages = body.get("messages") or []
-    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    prefill = last.get("content", "") if last.get("role") == "assistant" else None
+async def respond(state: EndpointState, body: dict[str, Any], wire: Wire, surface: Surface = OPENAI) -> None:
+    """Answer one chat request: the active fault first, then the answer (JSON, or a stream),
+    in `surface`'s wire format."""
+    prefill = surface.prefill(body)
     fault = state.current_fault()
     started = state.now()
     record = state.request(body, prefill is not None, started)
@@ -195,16 +188,17 @@ async def respond(state: EndpointState, body: dict[str, Any], wire: Wire) -> Non
         record["outcome"] = "prefill_rejected"
         state.count("prefill_rejected")
         message = "This model does not support assistant message prefill."
-        await wire.json(400, error_body(message, "invalid_prefill", param="messages"))
+        await wire.json(400, surface.error(400, message, "invalid_prefill", param="messages"))
         return
     rng = state.rng
     if fault.status and rng.random() < fault.error_rate:
         record["outcome"] = f"status_{fault.status}"
         state.count(record["outcome"])
-        code = fault.code or ERROR_CODES.get(fault.status, "server_error")
         retry_after = fault.retry_after if fault.status == 429 else None
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
-        await wire.json(fault.status, error_body(f"simulated {fault.status}", code), headers)
+        await wire.json(
+            fault.status, surface.error(fault.status, f"simulated {fault.status}", fault.code), headers
+        )
         return
     answer, held = _answer_for(state, prefill)
     if fault.tokens_per_minute is not None:
@@ -222,15 +216,14 @@ async def respond(state: EndpointState, body: dict[str, Any], wire: Wire) -> Non
                 "x-ratelimit-reset-tokens": f"{wait:.3f}s",
             }
             message = f"simulated: {fault.tokens_per_minute} tokens per minute reached"
-            await wire.json(429, error_body(message, "rate_limit_exceeded"), headers)
+            await wire.json(429, surface.error(429, message, "rate_limit_exceeded"), headers)
             return
     first_token = state.latency.first_token_delay(rng) + fault.extra_first_token
     per_token = state.latency.per_token(rng, fault.token_rate)
-    usage = bool((body.get("stream_options") or {}).get("include_usage"))
     model = str(body.get("model") or state.model)
-    tool = tool_of(body) if prefill is None else None
+    tool = surface.tool(body) if prefill is None else None
     if body.get("stream"):
-        plan = _StreamPlan(answer, held, first_token, per_token, started, model, usage, record, tool)
+        plan = _StreamPlan(answer, held, first_token, per_token, started, model, body, surface, record, tool)
         await _stream(state, fault, plan, wire)
         return
     await asyncio.sleep(first_token + per_token * (len(answer.words) - held))
@@ -242,12 +235,16 @@ async def respond(state: EndpointState, body: dict[str, Any], wire: Wire) -> Non
         return
     record["outcome"] = "ok"
     state.count("ok")
-    state.log(answer, started, len(answer.words) - held, "ok", stream=False)
-    await wire.json(200, _completion(state, answer, held, record["prompt_tokens"], model, tool))
+    state.log(answer, started, len(answer.words) - held, "ok", stream=False, held=held)
+    tokens = answer.tokens()[held:]
+    arguments = "".join(tool_fragments(tokens)) if tool is not None else None
+    chunk_id = f"chatcmpl-{state.rng.getrandbits(48):012x}"
+    reply = surface.completion(answer.id, tokens, arguments, tool, model, record["prompt_tokens"], chunk_id)
+    await wire.json(200, reply)
 
 
-def error_body(message: str, code: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "simulated_error", "param": param, "code": code}}
+error_body = openai_error
+"""An OpenAI-style error body (the server's own errors, before a request is parsed)."""
 
 
 def _answer_for(state: EndpointState, prefill: str | None) -> tuple[Answer, int]:
@@ -267,7 +264,8 @@ class _StreamPlan:
     per_token: float
     started: float
     model: str
-    usage: bool
+    body: dict[str, Any]
+    surface: Surface
     record: dict[str, Any]
     tool: str | None = None
     """Answer as a call of this function, its arguments streamed a fragment per token."""
@@ -277,7 +275,6 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
     """The answer (or its rest, after a prefill) as server-sent events; counted and logged once,
     however it ends. Faults count the tokens of this response."""
     tokens = plan.answer.tokens()[plan.held :]
-    model = plan.model
     sent = 0
     owed = 0.0
     outcome = "client_gone"
@@ -288,13 +285,11 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
         await asyncio.sleep(plan.first_token)
         await wire.start_stream()
         chunk_id = f"chatcmpl-{state.rng.getrandbits(48):012x}"
-        opening: dict[str, Any] = {"role": "assistant", "content": ""}
-        pieces = [{"content": token + " "} for token in tokens]
-        if plan.tool is not None:
-            call = {"id": f"call_{plan.answer.id}", "type": "function"}
-            opening = {"role": "assistant", "content": None, "tool_calls": [_call(call, plan.tool, "")]}
-            pieces = [{"tool_calls": [_call({}, None, part)]} for part in tool_fragments(tokens)]
-        await wire.write(_chunk(model, chunk_id, opening, None))
+        parts = plan.surface.stream(
+            plan.body, plan.answer.id, plan.tool, plan.model, plan.record["prompt_tokens"], chunk_id
+        )
+        pieces = tokens if plan.tool is None else tool_fragments(tokens)
+        await wire.write(parts.opening())
         for i, piece in enumerate(pieces):
             if fault.cut_after_tokens is not None and i >= fault.cut_after_tokens:
                 outcome = "stream_cut"
@@ -302,13 +297,7 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
                 return
             if fault.error_after_tokens is not None and i >= fault.error_after_tokens:
                 outcome = "inband_error"
-                error = {
-                    "message": "The server had an error while processing your request.",
-                    "type": "server_error",
-                }
-                await wire.write(
-                    f"data: {json.dumps({'error': {**error, 'param': None, 'code': None}})}\n\n".encode()
-                )
+                await wire.write(parts.inband_error())
                 await wire.end()
                 return
             if fault.stall_after_tokens is not None and i == fault.stall_after_tokens:
@@ -320,7 +309,7 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
                     return
             if fault.malformed_sse and i == fault.malformed_at:
                 await wire.write(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "\n\n')
-            await wire.write(_chunk(model, chunk_id, piece, None))
+            await wire.write(parts.piece(piece))
             sent += 1
             owed += plan.per_token
             if owed >= state.token_tick:
@@ -331,57 +320,13 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
             outcome = "stream_cut"
             wire.hang_up()
             return
-        await wire.write(_chunk(model, chunk_id, {}, "stop" if plan.tool is None else "tool_calls"))
-        if plan.usage:
-            counts = {"prompt_tokens": plan.record["prompt_tokens"], "completion_tokens": sent}
-            counts["total_tokens"] = counts["prompt_tokens"] + sent
-            usage = {"id": chunk_id, "object": "chat.completion.chunk", "model": model, "choices": []}
-            await wire.write(f"data: {json.dumps({**usage, 'usage': counts})}\n\n".encode())
-        if fault.no_done:
-            outcome = "no_done"
-            await wire.end()  # a clean end at the HTTP level, only the sentinel missing
-            return
-        await wire.write(b"data: [DONE]\n\n")
-        outcome = "ok"
+        await wire.write(parts.closing(sent, not fault.no_done))
+        outcome = "no_done" if fault.no_done else "ok"  # no_done: a clean HTTP end, no end marker
         await wire.end()
     finally:  # a client that went away mid-stream leaves outcome at "client_gone"
         plan.record["outcome"] = outcome
         state.count(outcome)
         state.log(plan.answer, plan.started, sent, outcome, stream=True, held=plan.held)
-
-
-def _completion(
-    state: EndpointState, answer: Answer, held: int, prompt_tokens: int, model: str, tool: str | None = None
-) -> dict[str, Any]:
-    tokens = answer.tokens()[held:]
-    message: dict[str, Any] = {"role": "assistant", "content": " ".join(tokens)}
-    if tool is not None:
-        call = _call({"id": f"call_{answer.id}", "type": "function"}, tool, "".join(tool_fragments(tokens)))
-        message = {"role": "assistant", "content": None, "tool_calls": [call]}
-    finish = "stop" if tool is None else "tool_calls"
-    return {
-        "id": f"chatcmpl-{state.rng.getrandbits(48):012x}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(answer.words) - held,
-            "total_tokens": prompt_tokens + len(answer.words) - held,
-        },
-    }
-
-
-def tool_of(body: dict[str, Any]) -> str | None:
-    """The function a request lets the model call (its first tool), None when it offers none
-    or forbids calls: a model offered tools answers with a call, as agents' models mostly do."""
-    tools = body.get("tools")
-    if not isinstance(tools, list) or not tools or body.get("tool_choice") == "none":
-        return None
-    first = tools[0] if isinstance(tools[0], dict) else {}
-    function = first.get("function") if isinstance(first.get("function"), dict) else {}
-    return str(function.get("name") or "tool")
 
 
 def tool_fragments(tokens: list[str]) -> list[str]:
@@ -395,20 +340,3 @@ def tool_fragments(tokens: list[str]) -> list[str]:
 
 
 TOOL_OPEN, TOOL_CLOSE = '{"text": "', '"}'
-
-
-def _call(call: dict[str, Any], name: str | None, arguments: str) -> dict[str, Any]:
-    """One tool call (whole), or one delta of it (`index`, and the name only in the first)."""
-    function = {"arguments": arguments} if name is None else {"name": name, "arguments": arguments}
-    return {"index": 0, **call, "function": function}
-
-
-def _chunk(model: str, chunk_id: str, delta: dict[str, Any], finish: str | None) -> bytes:
-    body = {
-        "id": chunk_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return f"data: {json.dumps(body)}\n\n".encode()

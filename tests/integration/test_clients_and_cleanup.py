@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 import requests
 import yaml
 
+from harness.endpoints.model import EndpointFault
 from harness.gateway.launch import gateway_config
+from harness.load.integrity import WHOLE, judge
 from harness.pytest_plugin import ChaosStack
 from harness.run import GatewayProcess
 from harness.scenario import load_scenario
@@ -52,6 +55,30 @@ def test_openai_client_works_streaming_and_not(stack, target):
     ]
     assert "".join(pieces).strip()
     assert [m.id for m in client.models.list().data]
+
+
+def test_anthropic_client_through_the_proxy_meets_overload_and_a_dead_host(stack):
+    """The Messages surface on the real stack: the endpoint process behind its Toxiproxy proxy,
+    called with Anthropic's SDK; an endpoint fault (529) and a network one (host down) reach it."""
+    client = anthropic.Anthropic(base_url=stack.proxy_urls["model-1"], api_key="x", max_retries=0, timeout=10)
+    hello = [{"role": "user", "content": "hi"}]
+    with client.messages.stream(model="model-1", max_tokens=64, messages=hello) as streamed:
+        text = streamed.get_final_text()
+    assert judge(text.strip()).integrity == WHOLE
+    stack.set_endpoint_fault("model-1", EndpointFault(status=529, error_rate=1.0))
+    try:
+        with pytest.raises(anthropic.APIStatusError) as overloaded:
+            client.messages.create(model="model-1", max_tokens=64, messages=hello)
+        assert overloaded.value.status_code == 529
+    finally:
+        stack.clear_endpoint_fault("model-1")
+    stack.toxics.set_enabled("model-1", False)
+    try:
+        with pytest.raises(anthropic.APIConnectionError):
+            client.messages.create(model="model-1", max_tokens=64, messages=hello)
+    finally:
+        stack.toxics.set_enabled("model-1", True)
+    assert client.messages.create(model="model-1", max_tokens=64, messages=hello).stop_reason == "end_turn"
 
 
 def hears_ctrl_c() -> None:
