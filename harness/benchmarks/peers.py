@@ -61,29 +61,40 @@ def ensure_litellm(venv: Path) -> Path:
 
 PORTKEY = "@portkey-ai/gateway@1.15.2"
 """Pinned, as LiteLLM is."""
+PORTKEY_SERVER_PIN = ("@hono/node-server", "1.13.8")
+"""Portkey's gateway takes any `@hono/node-server` 1.x, and npm picks the newest (1.19 here),
+with which it answers every stream 500 (`TypeError: immutable`: it adds headers to a fetched
+response, which later versions no longer allow; Portkey-AI/gateway issue #1389). Measured here
+on Node.js 20.20.2: 1.14.2 fails the same way, 1.13.8 streams. Pinned, so the scorecard measures
+its failover rather than that bug."""
 
 
 def ensure_portkey(prefix: Path) -> Path:
-    """The Portkey gateway's server script under an npm prefix holding exactly `PORTKEY`,
-    installed if it is not (Node.js from the system; `npx` would fetch it on every start)."""
+    """The Portkey gateway's server script under an npm prefix holding exactly `PORTKEY` (and
+    `PORTKEY_SERVER_PIN`), installed if it is not (Node.js from the system; `npx` would fetch it
+    on every start)."""
     package = prefix / "node_modules" / "@portkey-ai" / "gateway"
     stamp = prefix / "installed.txt"
-    if stamp.exists() and stamp.read_text().strip() == PORTKEY:
+    pinned = f"{PORTKEY} {'@'.join(PORTKEY_SERVER_PIN)}"
+    if stamp.exists() and stamp.read_text().strip() == pinned:
         return _portkey_server(package)
     if shutil.which("npm") is None:
         raise EnvironmentProblem(
             "npm is not installed: Portkey's gateway needs Node.js (apt install nodejs npm)"
         )
-    print(f"installing {PORTKEY} into {prefix} (once)", flush=True)
+    print(f"installing {pinned} into {prefix} (once)", flush=True)
     prefix.mkdir(parents=True, exist_ok=True)
-    npm = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), PORTKEY]
+    name, version = PORTKEY.rsplit("@", 1)
+    manifest = {"private": True, "dependencies": {name: version}, "overrides": dict([PORTKEY_SERVER_PIN])}
+    (prefix / "package.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    npm = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix)]
     installed = subprocess.run(npm, capture_output=True, text=True)
     if installed.returncode != 0:
         raise EnvironmentProblem(
-            f"npm could not install {PORTKEY} into {prefix} (is the npm registry reachable?): "
+            f"npm could not install {pinned} into {prefix} (is the npm registry reachable?): "
             f"{installed.stderr[-600:]}"
         )
-    stamp.write_text(PORTKEY + "\n")
+    stamp.write_text(pinned + "\n")
     return _portkey_server(package)
 
 
@@ -115,21 +126,19 @@ def run_peer(target: TargetCommand, scenario: Scenario, out: Path) -> Path:
     return result.report.html.parent
 
 
-def conformance_table(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
-    """The conformance suite, case by case, for both systems."""
-    lines = [
-        "| case | name | resilient | litellm |",
-        "| --- | --- | --- | --- |",
-    ]
-    for mine, peer in zip(ours["cases"], theirs["cases"], strict=True):
-        cell = [f"{c['verdict']} ({c['elapsed']:.1f} s)" for c in (mine, peer)]
-        lines.append(f"| {mine['case']} | {mine['name']} | {cell[0]} | {cell[1]} |")
+def conformance_table(results: dict[str, dict[str, Any]]) -> str:
+    """The conformance suite, case by case, one column per system."""
+    names = list(results)
+    lines = [f"| case | name | {' | '.join(names)} |", f"| --- | --- |{' --- |' * len(names)}"]
+    for row in zip(*(r["cases"] for r in results.values()), strict=True):
+        cells_ = [f"{c['verdict']} ({c['elapsed']:.1f} s)" for c in row]
+        lines.append(f"| {row[0]['case']} | {row[0]['name']} | {' | '.join(cells_)} |")
     totals = [
         f"**{r['counts']['pass']} pass**, {r['counts']['partial']} partial, {r['counts']['safe']} safe, "
         f"{r['counts']['fail']} fail in {r['run_seconds']} s"
-        for r in (ours, theirs)
+        for r in results.values()
     ]
-    lines.append(f"| all | | {totals[0]} | {totals[1]} |")
+    lines.append(f"| all | | {' | '.join(totals)} |")
     return "\n".join(lines)
 
 
@@ -180,7 +189,9 @@ def render(
             f"passthrough gateway (no policies), `litellm` is {LITELLM.split('[')[0]} "
             f"{LITELLM.split('==')[1]} started from `chaos-harness up --emit litellm` (two retries, "
             f"a 5 s cooldown after one failed call), `portkey` the open-source Portkey gateway "
-            f"{PORTKEY.rsplit('@', 1)[1]} (Node.js) with the config `up --emit portkey` writes, sent "
+            f"{PORTKEY.rsplit('@', 1)[1]} (Node.js, its `@hono/node-server` pinned to "
+            f"{PORTKEY_SERVER_PIN[1]}: with the newest, which npm picks, it answers every stream 500, "
+            f"Portkey-AI/gateway issue #1389) with the config `up --emit portkey` writes, sent "
             f"in each request's `x-portkey-config` header (fallback over the models in priority "
             f"order, the primary retried twice on 429 and 5xx, as failoverbench runs it; it has "
             f"no circuit breaker), each scenario "
@@ -191,11 +202,12 @@ def render(
             "\n".join(line for line in table.splitlines() if not line.startswith("# ")).strip(),
             "",
             *findings,
-            "The conformance suite (`chaos-harness conformance`, profile `full`), LiteLLM started by "
-            "`conformance --target-cmd` from a config that routes every case's model to the primary "
-            "and `fb-ok` to the secondary, the fallback named per request as the catalogue sends it "
-            "(Portkey is not in this table yet: its per-case config would have to travel in each "
-            "case's requests, which the conformance runner does not send):",
+            "The conformance suite (`chaos-harness conformance`, profile `full`), the peers started "
+            "by `conformance --target-cmd`: LiteLLM from a config that routes every case's model to "
+            "the primary and `fb-ok` to the secondary, the fallback named per request as the "
+            "catalogue sends it; Portkey with a fallback config over the primary (the case's model "
+            "passed on, retried twice on 429 and 5xx) and the secondary as `fb-ok`, sent in every "
+            "request's `x-portkey-config` header (`--target-header`):",
             "",
             conformance,
             "",
@@ -244,18 +256,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<8} {scenario.name:<24} {'PASS' if passed else 'FAIL'}", flush=True)
     catalogue = load_catalogue("full")
     quiet = lambda line: None  # noqa: E731
-    conformance = [
-        run_conformance(catalogue, args.runs / "conformance" / "ours", progress=quiet),
-        run_conformance(
-            catalogue,
-            args.runs / "conformance" / "litellm",
-            target_command=litellm_command(litellm),
-            progress=quiet,
-        ),
-    ]
-    for system, result in zip(("ours", "litellm"), conformance, strict=True):
-        print(f"{system:<8} conformance: {result['counts']['pass']}/{len(result['cases'])} pass", flush=True)
-    table = conformance_table(*conformance)
+    ours_folder = args.runs / "conformance" / "ours"
+    conformance = {"resilient": run_conformance(catalogue, ours_folder, progress=quiet)}
+    for name, target in peers.items():
+        folder = args.runs / "conformance" / name
+        conformance[name] = run_conformance(catalogue, folder, target_command=target, progress=quiet)
+    for system, result in conformance.items():
+        print(f"{system:<9} conformance: {result['counts']['pass']}/{len(result['cases'])} pass", flush=True)
+    table = conformance_table(conformance)
     seconds = time.monotonic() - started
     text = render(
         markdown(found), table, command, args.time_scale, args.suite, seconds, peer_findings(peer_folders)
@@ -263,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         "litellm": LITELLM,
         "portkey": PORTKEY,
+        "portkey_server_pin": "@".join(PORTKEY_SERVER_PIN),
         "time_scale": args.time_scale,
         "cells": [asdict(c) for c in found],
-        "conformance": {"resilient": conformance[0], "litellm": conformance[1]},
+        "conformance": conformance,
     }
     publish(text, data, args.out, args.readme, "peers")
     combine_main([])  # docs/benchmarks.md shows every part

@@ -21,8 +21,9 @@ from harness.gateway.launch import LOOPBACK
 from harness.load.reading import read_completion, read_stream
 from harness.run.sut import GatewayProcess
 from harness.run.target_command import StartedTarget, TargetCommand
+from harness.run.target_headers import Header
 from harness.stack import EnvironmentProblem, Stack, start_stack
-from harness.stack.peer_configs import litellm_routes
+from harness.stack.peer_configs import litellm_routes, portkey_routes
 
 PROMPT = (
     "Explain in exactly sixty words why a gateway earns trust only when the provider behind it misbehaves."
@@ -111,12 +112,20 @@ class Conformance:
     """One run of the catalogue against one system under test."""
 
     def __init__(
-        self, catalogue: Catalogue, stack: Stack, url: str, progress: Callable[[str], None] = print
+        self,
+        catalogue: Catalogue,
+        stack: Stack,
+        url: str,
+        progress: Callable[[str], None] = print,
+        headers: tuple[Header, ...] = (),
     ) -> None:
         self.catalogue = catalogue
         self.stack = stack
         self.url = url
         self.progress = progress
+        self.headers = headers
+        """Sent with every request: a gateway that takes its routing from each request
+        (Portkey's `x-portkey-config`) gets it as `--target-header` gives it."""
 
     def _prepare(self, case: Case) -> None:
         for model in (PRIMARY, SECONDARY):
@@ -176,7 +185,8 @@ class Conformance:
 
     async def run(self) -> list[Verdict]:
         verdicts = []
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        timeout = aiohttp.ClientTimeout(total=None)
+        async with aiohttp.ClientSession(timeout=timeout, headers=dict(self.headers)) as session:
             for case in self.catalogue.cases:
                 found = await self.run_case(session, case)
                 line = f"  {found.case}  {found.verdict.upper():<8} {found.elapsed:6.1f} s  {found.name}"
@@ -186,14 +196,16 @@ class Conformance:
 
 
 def peer_config(catalogue: Catalogue, described: dict[str, Any]) -> Callable[[str], str]:
-    """Another gateway's config for the catalogue (`--target-cmd ... {litellm}`): each case's
-    model on the primary, the fallback model on the secondary; the fallback itself is named per
-    request (`fallbacks`), as the catalogue sends it."""
+    """Another gateway's config for the catalogue (`--target-cmd ... {litellm}` or `{portkey}`):
+    each case's model on the primary, the fallback model on the secondary; LiteLLM is told the
+    fallback per request (`fallbacks`), as the catalogue sends it, Portkey by its config's order."""
 
     def config(name: str) -> str:
-        if name != "litellm":
-            raise EnvironmentProblem(f"no {name} config for the conformance suite (litellm only)")
         primary, secondary = (described["base_urls"][m] for m in (PRIMARY, SECONDARY))
+        if name == "portkey":  # the case's model goes on to the primary; the secondary answers as fb-ok
+            return portkey_routes([(primary, None), (secondary, FALLBACK)])
+        if name != "litellm":
+            raise EnvironmentProblem(f"no {name} config for the conformance suite (litellm or portkey)")
         routes = [(model, model, primary) for model in sorted({c.model for c in catalogue.cases})]
         return litellm_routes([*routes, (FALLBACK, FALLBACK, secondary)])
 
@@ -206,11 +218,13 @@ def run_conformance(
     *,
     target: str | None = None,
     target_command: TargetCommand | None = None,
+    headers: tuple[Header, ...] = (),
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start the endpoints (and our gateway unless `target` names another system, or
     `target_command` starts one on these endpoints), run every case, and write
-    `conformance.json` and `conformance.md` into `folder`."""
+    `conformance.json` and `conformance.md` into `folder`. `headers` go with every request to
+    a `target` (a started command sends its own, placeholders filled in)."""
     folder.mkdir(parents=True, exist_ok=True)
     interval = catalogue.timing["token_interval"]
     latency = LatencyModel(
@@ -229,14 +243,14 @@ def run_conformance(
         if target_command is not None:
             progress(f"starting: {target_command.line}")
             gateway = target_command.start(described, folder / "target", peer_config(catalogue, described))
-            target = gateway.url
+            target, headers = gateway.url, gateway.headers
         elif target is None:
             gateway = GatewayProcess.start(
                 {**gateway_config(stack), "audit_path": str(folder / "audit.jsonl")}, folder
             )
         url = gateway.url if gateway is not None else str(target)
         started = time.monotonic()
-        verdicts = asyncio.run(Conformance(catalogue, stack, url, progress).run())
+        verdicts = asyncio.run(Conformance(catalogue, stack, url, progress, headers).run())
         total = time.monotonic() - started
     finally:
         if gateway is not None:

@@ -74,15 +74,18 @@ def portkey(described: dict[str, Any], group: str = "chat") -> str:
     open-source gateway has no circuit breaker or cooldown: every request starts at the primary.
     `group` is unused: each target names its upstream model itself."""
     del group
-    targets: list[dict[str, Any]] = [
-        {
-            "provider": "openai",
-            "api_key": "unused",
-            "custom_host": described["base_urls"][model],
-            "override_params": {"model": model},
-        }
-        for model in described["models"]
-    ]
+    return portkey_routes([(described["base_urls"][model], model) for model in described["models"]])
+
+
+def portkey_routes(routes: list[tuple[str, str | None]]) -> str:
+    """Portkey's fallback config over `routes` (base URL, upstream model name; None passes the
+    request's own model on), the first retried as `portkey` says, on one line."""
+    targets: list[dict[str, Any]] = []
+    for base_url, model in routes:
+        target: dict[str, Any] = {"provider": "openai", "api_key": "unused", "custom_host": base_url}
+        if model is not None:
+            target["override_params"] = {"model": model}
+        targets.append(target)
     targets[0]["retry"] = {"attempts": 2, "on_status_codes": PORTKEY_RETRIED, "use_retry_after_header": True}
     config = {"strategy": {"mode": "fallback"}, "request_timeout": 30_000, "targets": targets}
     return json.dumps(config, separators=(",", ":")) + "\n"
