@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -18,14 +19,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 
 from reports.rundata import RunData, VariantData
 from reports.sli import per_second_shares
 
 STATE_COLOURS = {"closed": "#3a9d5d", "half_open": "#f0a202", "open": "#d1495b", "isolated": "#6c757d"}
 HEALTH_COLOURS = {"healthy": "#a8d5b5", "degraded": "#f6c980", "unhealthy": "#6b1f2a"}
-FAULT_SHADE = {"color": "#d1495b", "alpha": 0.12, "lw": 0}
-FAULT_BAND = {"color": "#d1495b", "alpha": 0.8, "lw": 0}
+FAULT_SHADE: dict[str, Any] = {"color": "#d1495b", "alpha": 0.12, "lw": 0}
+FAULT_BAND: dict[str, Any] = {"color": "#d1495b", "alpha": 0.8, "lw": 0}
 FONT = 9
 BIN = 1.0
 
@@ -100,7 +102,7 @@ def traffic(ax: Axes, variant: VariantData) -> None:
 
 def _timeline(
     ax: Axes,
-    changes: list[dict],
+    changes: list[dict[str, Any]],
     t0: float,
     end: float,
     y: float,
@@ -136,9 +138,7 @@ def states(ax: Axes, variant: VariantData) -> None:
         _timeline(ax, health, t0, end, row - 0.3, 0.16, "healthy", HEALTH_COLOURS)
     ax.set_yticks(range(len(labels)), [label.split("/")[-1] for label in labels], fontsize=FONT)
     ax.set_ylim(-0.6, len(labels) - 0.4)
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=c) for c in (*STATE_COLOURS.values(), *HEALTH_COLOURS.values())
-    ]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in (*STATE_COLOURS.values(), *HEALTH_COLOURS.values())]
     names = [f"breaker {s.replace('_', '-')}" for s in STATE_COLOURS] + [
         f"health {s}" for s in HEALTH_COLOURS
     ]

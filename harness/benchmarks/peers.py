@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, target in peers.items():
         folder = args.runs / "conformance" / name
         conformance[name] = run_conformance(catalogue, folder, target_command=target, progress=quiet)
-    for system, result in conformance.items():
-        print(f"{system:<9} conformance: {result['counts']['pass']}/{len(result['cases'])} pass", flush=True)
+    for system, scored in conformance.items():
+        print(f"{system:<9} conformance: {scored['counts']['pass']}/{len(scored['cases'])} pass", flush=True)
     table = conformance_table(conformance)
     seconds = time.monotonic() - started
     text = render(

@@ -83,8 +83,8 @@ class OpenAISurface:
         if not isinstance(tools, list) or not tools or body.get("tool_choice") == "none":
             return None
         first = tools[0] if isinstance(tools[0], dict) else {}
-        function = first.get("function") if isinstance(first.get("function"), dict) else {}
-        return str(function.get("name") or "tool")
+        function = first.get("function")
+        return str((function.get("name") if isinstance(function, dict) else None) or "tool")
 
     def completion(
         self,
@@ -250,7 +250,7 @@ class AnthropicSurface:
             return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
 
         def opening() -> bytes:
-            message = {
+            message: dict[str, Any] = {
                 "id": f"msg_{chunk_id.removeprefix('chatcmpl-')}",
                 "type": "message",
                 "role": "assistant",
