@@ -403,14 +403,15 @@ def _paired(run: dict[str, Any], figure: str) -> str:
     """The median of the rounds' paired changes, its 95 % interval (the order-statistic one the
     reports use, distribution-free: with 20 rounds, the 6th to the 15th smallest)."""
     change = run[f"paired_{figure}_change"]
-    low, high = quantile_interval(change["rounds"], 50) or (math.nan, math.nan)
-    return f"{change['median']:+.1%} (95 % interval {low:+.1%} to {high:+.1%})"
+    low, high = quantile_interval(change["rounds"], 50) or (-math.inf, math.inf)
+    shown = [f"{end:+.1%}" if math.isfinite(end) else "open" for end in (low, high)]
+    return f"{change['median']:+.1%} (95 % interval {shown[0]} to {shown[1]})"
 
 
 def _judged(run: dict[str, Any], figure: str) -> str:
     """Pass when the whole interval is within the target, fail when none of it is, else
     inconclusive: the same rule as the reports' verdicts."""
-    low, high = quantile_interval(run[f"paired_{figure}_change"]["rounds"], 50) or (math.nan, math.nan)
+    low, high = quantile_interval(run[f"paired_{figure}_change"]["rounds"], 50) or (-math.inf, math.inf)
     target = TARGETS[figure]
     verdict = "pass" if high <= target else "fail" if low > target else "inconclusive"
     return f"{_paired(run, figure)}, {verdict} against <= {target:.0%}"

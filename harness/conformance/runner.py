@@ -21,7 +21,6 @@ from harness.gateway.launch import LOOPBACK
 from harness.load.reading import read_completion, read_stream
 from harness.run.sut import GatewayProcess
 from harness.run.target_command import StartedTarget, TargetCommand
-from harness.run.target_headers import Header
 from harness.stack import EnvironmentProblem, Stack, start_stack
 from harness.stack.peer_configs import litellm_routes, portkey_routes
 
@@ -117,7 +116,7 @@ class Conformance:
         stack: Stack,
         url: str,
         progress: Callable[[str], None] = print,
-        headers: tuple[Header, ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.catalogue = catalogue
         self.stack = stack
@@ -218,7 +217,7 @@ def run_conformance(
     *,
     target: str | None = None,
     target_command: TargetCommand | None = None,
-    headers: tuple[Header, ...] = (),
+    headers: tuple[tuple[str, str], ...] = (),
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start the endpoints (and our gateway unless `target` names another system, or

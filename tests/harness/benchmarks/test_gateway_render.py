@@ -58,9 +58,32 @@ def test_the_page_shows_paired_p50_and_cpu_changes_and_the_a_a_noise():
         "scale": [],
     }
     page = render(data, "make bench")
-    assert "| 1 | **resilient vs passthrough** | **+0.8% (rounds +0.5% to +1.0%)** |" in page
-    assert "**+4.0% (rounds +3.0% to +5.0%)** |" in page
-    assert "reads CPU +0.0% (rounds +0.0% to +0.0%), p50 +0.0%" in page
+    # Two rounds cannot bound a median (a 95 % interval needs six): open, so never a pass.
+    assert "| 1 | **resilient vs passthrough** | **+0.8% (95 % interval open to open), inconclusive" in page
+    assert "**+4.0% (95 % interval open to open), inconclusive against <= 5%** |" in page
+    assert "reads CPU +0.0% (95 % interval open to open), p50 +0.0%" in page
     assert "- 5 models: passthrough 900 k, resilient 945 k, **+5.0%** (at least 1200 requests each; " in page
     assert "upstream calls per request 1.000 and 1.020)" in page
-    assert "the other round-robin): CPU +4.0% (rounds +3.0% to +5.0%), p50 +0.8%" in page
+    assert "the other round-robin): CPU +4.0% (95 % interval open to open), p50 +0.8%" in page
+
+
+def test_each_change_is_judged_on_its_interval_against_its_target():
+    """Twenty rounds: the median's interval is the 6th to the 15th smallest change, and the
+    verdict is the reports' rule (pass inside the target, fail outside, else inconclusive)."""
+    base = [_figures(40.0, 1.00)] * 20
+    within = [_figures(40.0 * (1 + i / 10_000), 1.0 + i / 1000) for i in range(20)]  # +0..0.19 %, +0..1.9 %
+    beyond = [_figures(40.0 * (1.02 + i / 1000), 1.06 + i / 1000) for i in range(20)]  # +2..3.9 %, +6..7.9 %
+    page = render(
+        {
+            "rounds": 20,
+            "rate": 300.0,
+            "duration": 5.0,
+            "overhead": [_run(1, within, base), _run(5, beyond, base)],
+            "scale": [],
+        },
+        "make bench",
+    )
+    assert "**+0.1% (95 % interval +0.0% to +0.1%), pass against <= 1%**" in page
+    assert "**+0.9% (95 % interval +0.5% to +1.4%), pass against <= 5%**" in page  # 6th, 15th of 20
+    assert "**+2.9% (95 % interval +2.5% to +3.4%), fail against <= 1%**" in page
+    assert "**+7.0% (95 % interval +6.5% to +7.4%), fail against <= 5%**" in page
