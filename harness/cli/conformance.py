@@ -48,7 +48,7 @@ def conformance(
     """Run the conformance suite; exit 1 unless every case passes."""
     from harness.conformance import load, run_conformance
     from harness.run.target_command import TargetCommand, TargetCommandError
-    from harness.run.target_headers import HeaderError, parse_header, resolve
+    from harness.run.target_headers import HeaderError, headers_from
     from harness.stack import EnvironmentProblem
     from harness.stack.processes import raise_on_sigterm
 
@@ -60,9 +60,7 @@ def conformance(
     if target_headers and target_cmd is None and target_url is None:
         fail("--target-header is sent to another gateway: give --target or --target-cmd")
     try:
-        headers = tuple(parse_header(text) for text in target_headers)
-        if target_cmd is None:  # sent as given; placeholders belong to a command
-            headers = tuple(resolve(header) for header in headers)
+        headers = headers_from(target_headers, templated=target_cmd is not None)
     except HeaderError as exc:
         fail(str(exc))
     command = None

@@ -122,7 +122,7 @@ def run_scenarios(
     """Run every scenario of `target`, print progress, summaries and verdicts; exit 2 on bad input."""
     from harness.run import Runner, format_summary, main_progress
     from harness.run.target_command import TargetCommand, TargetCommandError
-    from harness.run.target_headers import HeaderError, parse_header, resolve
+    from harness.run.target_headers import HeaderError, headers_from
     from harness.scenario import ScenarioError, load_scenario, scenario_files
     from harness.stack import EnvironmentProblem
     from reports.markdown import text_table
@@ -151,9 +151,7 @@ def run_scenarios(
     if target_headers and target_cmd is None and not external:
         fail("--target-header is sent to an external system under test: give --target or --target-cmd")
     try:
-        headers = tuple(parse_header(text) for text in target_headers)
-        if target_cmd is None:  # sent as given; placeholders belong to a command
-            headers = tuple(resolve(header) for header in headers)
+        headers = headers_from(target_headers, templated=target_cmd is not None)
     except HeaderError as exc:
         fail(str(exc))
     command = None

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from harness.endpoints.answers import Answer, continued
 from harness.endpoints.model import MAX_SECONDS, EndpointFault, LatencyModel
-from harness.endpoints.surfaces import OPENAI, Surface, openai_error, text_of
+from harness.endpoints.surfaces import OPENAI, Reply, Surface, text_of
 
 HEALTHY = EndpointFault()
 
@@ -239,12 +239,8 @@ async def respond(state: EndpointState, body: dict[str, Any], wire: Wire, surfac
     tokens = answer.tokens()[held:]
     arguments = "".join(tool_fragments(tokens)) if tool is not None else None
     chunk_id = f"chatcmpl-{state.rng.getrandbits(48):012x}"
-    reply = surface.completion(answer.id, tokens, arguments, tool, model, record["prompt_tokens"], chunk_id)
-    await wire.json(200, reply)
-
-
-error_body = openai_error
-"""An OpenAI-style error body (the server's own errors, before a request is parsed)."""
+    facts = Reply(answer.id, tool, model, record["prompt_tokens"], chunk_id)
+    await wire.json(200, surface.completion(facts, tokens, arguments))
 
 
 def _answer_for(state: EndpointState, prefill: str | None) -> tuple[Answer, int]:
@@ -286,7 +282,7 @@ async def _stream(state: EndpointState, fault: EndpointFault, plan: _StreamPlan,
         await wire.start_stream()
         chunk_id = f"chatcmpl-{state.rng.getrandbits(48):012x}"
         parts = plan.surface.stream(
-            plan.body, plan.answer.id, plan.tool, plan.model, plan.record["prompt_tokens"], chunk_id
+            Reply(plan.answer.id, plan.tool, plan.model, plan.record["prompt_tokens"], chunk_id), plan.body
         )
         pieces = tokens if plan.tool is None else tool_fragments(tokens)
         await wire.write(parts.opening())

@@ -62,11 +62,26 @@ class StreamParts:
     inband_error: Callable[[], bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What every wire format says about one answer, whatever its shape."""
+
+    answer_id: str
+    tool: str | None
+    """Answered as a call of this function (its arguments the answer), or as text."""
+    model: str
+    prompt_tokens: int
+    response_id: str
+    """`chatcmpl-<hex>`; Anthropic's message id is `msg_<hex>`."""
+
+    @property
+    def message_id(self) -> str:
+        return f"msg_{self.response_id.removeprefix('chatcmpl-')}"
+
+
 class OpenAISurface:
     """`POST /v1/chat/completions`: `choices[0].message` or `chat.completion.chunk` events
     ending in `data: [DONE]`."""
-
-    name = "openai"
 
     def error(
         self, status: int, message: str, code: str | None = None, param: str | None = None
@@ -86,22 +101,14 @@ class OpenAISurface:
         function = first.get("function")
         return str((function.get("name") if isinstance(function, dict) else None) or "tool")
 
-    def completion(
-        self,
-        answer_id: str,
-        tokens: list[str],
-        arguments: str | None,
-        tool: str | None,
-        model: str,
-        prompt_tokens: int,
-        chunk_id: str,
-    ) -> dict[str, Any]:
+    def completion(self, reply: Reply, tokens: list[str], arguments: str | None) -> dict[str, Any]:
+        answer_id, tool, model, prompt_tokens = reply.answer_id, reply.tool, reply.model, reply.prompt_tokens
         message: dict[str, Any] = {"role": "assistant", "content": " ".join(tokens)}
         if tool is not None:
             call = _openai_call({"id": f"call_{answer_id}", "type": "function"}, tool, arguments or "")
             message = {"role": "assistant", "content": None, "tool_calls": [call]}
         return {
-            "id": chunk_id,
+            "id": reply.response_id,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
@@ -115,20 +122,13 @@ class OpenAISurface:
             },
         }
 
-    def stream(
-        self,
-        body: dict[str, Any],
-        answer_id: str,
-        tool: str | None,
-        model: str,
-        prompt_tokens: int,
-        chunk_id: str,
-    ) -> StreamParts:
+    def stream(self, reply: Reply, body: dict[str, Any]) -> StreamParts:
+        answer_id, tool, model, prompt_tokens = reply.answer_id, reply.tool, reply.model, reply.prompt_tokens
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
             event = {
-                "id": chunk_id,
+                "id": reply.response_id,
                 "object": "chat.completion.chunk",
                 "created": int(time.time()),
                 "model": model,
@@ -154,7 +154,12 @@ class OpenAISurface:
             if usage:
                 counts = {"prompt_tokens": prompt_tokens, "completion_tokens": sent}
                 counts["total_tokens"] = prompt_tokens + sent
-                event = {"id": chunk_id, "object": "chat.completion.chunk", "model": model, "choices": []}
+                event = {
+                    "id": reply.response_id,
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [],
+                }
                 out += f"data: {json.dumps({**event, 'usage': counts})}\n\n".encode()
             return out + (b"data: [DONE]\n\n" if done else b"")
 
@@ -182,8 +187,6 @@ class AnthropicSurface:
     `content_block_stop`, `message_delta`, `message_stop`); errors as `{"type": "error"}`,
     in a stream as an `error` event. Prefill is the API's own: a last assistant message."""
 
-    name = "anthropic"
-
     def error(
         self, status: int, message: str, code: str | None = None, param: str | None = None
     ) -> dict[str, Any]:
@@ -205,16 +208,8 @@ class AnthropicSurface:
         first = tools[0] if isinstance(tools[0], dict) else {}
         return str(first.get("name") or "tool")
 
-    def completion(
-        self,
-        answer_id: str,
-        tokens: list[str],
-        arguments: str | None,
-        tool: str | None,
-        model: str,
-        prompt_tokens: int,
-        chunk_id: str,
-    ) -> dict[str, Any]:
+    def completion(self, reply: Reply, tokens: list[str], arguments: str | None) -> dict[str, Any]:
+        answer_id, tool, model, prompt_tokens = reply.answer_id, reply.tool, reply.model, reply.prompt_tokens
         if tool is None:
             content = [{"type": "text", "text": " ".join(tokens)}]
         else:
@@ -227,7 +222,7 @@ class AnthropicSurface:
                 }
             ]
         return {
-            "id": f"msg_{chunk_id.removeprefix('chatcmpl-')}",
+            "id": reply.message_id,
             "type": "message",
             "role": "assistant",
             "model": model,
@@ -237,21 +232,15 @@ class AnthropicSurface:
             "usage": {"input_tokens": prompt_tokens, "output_tokens": len(tokens)},
         }
 
-    def stream(
-        self,
-        body: dict[str, Any],
-        answer_id: str,
-        tool: str | None,
-        model: str,
-        prompt_tokens: int,
-        chunk_id: str,
-    ) -> StreamParts:
+    def stream(self, reply: Reply, body: dict[str, Any]) -> StreamParts:
+        answer_id, tool, model, prompt_tokens = reply.answer_id, reply.tool, reply.model, reply.prompt_tokens
+
         def event(name: str, data: dict[str, Any]) -> bytes:
             return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
 
         def opening() -> bytes:
             message: dict[str, Any] = {
-                "id": f"msg_{chunk_id.removeprefix('chatcmpl-')}",
+                "id": reply.message_id,
                 "type": "message",
                 "role": "assistant",
                 "model": model,

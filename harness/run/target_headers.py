@@ -42,3 +42,10 @@ def resolve(header: Header) -> Header:
     if "\n" in value or "\r" in value:
         raise HeaderError(f"--target-header {name}: the value spans lines; a header must be one line")
     return name, value
+
+
+def headers_from(texts: tuple[str, ...], templated: bool) -> tuple[Header, ...]:
+    """`--target-header` options as sent: parsed, and read now unless `templated` (a
+    `--target-cmd`'s placeholders are filled in per stack, when it starts)."""
+    headers = tuple(parse_header(text) for text in texts)
+    return headers if templated else tuple(resolve(header) for header in headers)
