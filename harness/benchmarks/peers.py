@@ -166,11 +166,12 @@ def peer_findings(folders: dict[str, list[Path]]) -> list[str]:
             answered = sorted(float(row["latency_ms"]) for row in rows if row.get("ok") == "True")
             p50 = answered[len(answered) // 2] / 1000 if answered else 0.0
             if timeouts or p50 >= 1.0:
+                offered = load_scenario(folder / "scenario.yaml")
                 found.append(
                     f"LiteLLM (one proxy worker, as its config starts it) timed out {timeouts} of "
                     f"{len(rows):,} requests of healthy-baseline, which has no fault, and answered the "
-                    f"rest at a median of {p50:.1f} s: at its CPU per request, 60 requests/s for 40 s "
-                    f"saturate this host."
+                    f"rest at a median of {p50:.1f} s: at its CPU per request, {offered.load.rate:g} "
+                    f"requests/s for {offered.phases.baseline:g} s saturate this host."
                 )
     return [" ".join(found), ""] if found else []
 
