@@ -151,6 +151,7 @@ class HealthChecker:
         self._status = dict.fromkeys(self._probes, HealthStatus.HEALTHY)
         self._alerts: list[Alert] = []
         self._task: asyncio.Task[None] | None = None
+        self._hurried: set[str] = set()
 
     def _thresholds(self, model: str) -> HealthThresholds:
         return self._per_model.get(model, self._default)
@@ -206,6 +207,14 @@ class HealthChecker:
         """Seconds until `model`'s next probe, from its status now."""
         return self._next(model)[0]
 
+    def hurry(self, model: str) -> None:
+        """Move `model` to the fast pace now, not at its next turn (its circuit just opened): a
+        healthy model's next probe may be the normal interval away, 30 s by default, longer
+        than the outage it should find the end of. Noticed within `fast_interval` (the loop never
+        sleeps longer), probed within another."""
+        if model in self._probes:
+            self._hurried.add(model)
+
     def _next(self, model: str) -> tuple[float, bool]:
         """Seconds until `model`'s next probe: the normal interval with jitter while it is healthy;
         while it is not (or `urgent`), anywhere from half the fast interval to all of it. A
@@ -234,8 +243,12 @@ class HealthChecker:
         while due:
             now = self.clock.now()
             if due[0][0] > now:
-                await self.clock.sleep(due[0][0] - now)
+                await self.clock.sleep(min(due[0][0] - now, self.fast_interval))
                 now = self.clock.now()
+                if self._hurried:
+                    due = self._hurry_due(due, now)
+                if due[0][0] > now:
+                    continue  # woke only to look for hurried models: nothing is due yet
             ready: list[tuple[float, str, bool]] = []
             early: list[tuple[float, str, bool]] = []
             while due and due[0][0] <= now + self.batch:
@@ -251,6 +264,17 @@ class HealthChecker:
             for model in models:
                 wait, fast = self._next(model)
                 heapq.heappush(due, (after + wait, model, fast))
+
+    def _hurry_due(self, due: list[tuple[float, str, bool]], now: float) -> list[tuple[float, str, bool]]:
+        hurried, self._hurried = self._hurried, set()
+        moved = [
+            (min(t, now + self.fast_interval * self.rng.uniform(0.5, 1.0)), m, True)
+            if m in hurried and not fast
+            else (t, m, fast)
+            for t, m, fast in due
+        ]
+        heapq.heapify(moved)
+        return moved
 
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -200,7 +200,7 @@ class ModelHandle:
         """Until when its open circuit turns every call away (-inf when it is not open)."""
         breaker = self.breaker
         if breaker.state is CircuitState.OPEN:
-            return breaker.opened_at + breaker.config.wait_duration
+            return breaker.opened_at + breaker.wait
         return -math.inf
 
     def admission(self) -> float:

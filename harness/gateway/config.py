@@ -163,6 +163,8 @@ class BreakerPolicy(Strict):
     window_size: int = Field(50, ge=1)
     wait_duration: float = Field(1.0, ge=0)
     half_open_probes: int = Field(2, ge=1)
+    wait_backoff: float = Field(2.0, ge=1)
+    max_wait_duration: float = Field(8.0, ge=0)
     slow_call_duration: float = Field(float("inf"), gt=0)
     slow_call_rate: float = Field(1.0, gt=0, le=1)
 

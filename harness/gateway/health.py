@@ -21,6 +21,7 @@ from harness.gateway.probe_client import ProbeClient
 from harness.gateway.upstream import Upstream
 from resilience_core import (
     CircuitState,
+    CircuitStateChanged,
     Clock,
     EventBus,
     HealthChanged,
@@ -90,22 +91,36 @@ class GroupHealth:
             rng=rng,
         )
         self.events.subscribe(self._changed, kinds=(HealthChanged,))
+        router.events.subscribe(self._circuit_changed, kinds=(CircuitStateChanged,))
         self._posts: set[asyncio.Task[None]] = set()
 
     def _probe(self, label: str, send: Probe) -> Probe:
-        metrics = self.router.models[label].metrics
+        """A probe that also ends a backed-off circuit wait when the model answers it: after a
+        failed half-open probe the breaker waits longer each time (so callers' requests stop
+        paying for a model that stays broken), and the health probe, which no caller waits on,
+        is what finds the model back, within `unhealthy_interval` instead of the longer wait."""
+        handle = self.router.models[label]
+        metrics = handle.metrics
         clock = self.router.clock
 
         async def probe() -> None:
             started = clock.now()
             await send()  # raises on any failure: the checker counts it
-            metrics.probed(clock.now() - started)
+            now = clock.now()
+            metrics.probed(now - started)
+            breaker = handle.breaker
+            if breaker.state is CircuitState.OPEN and breaker.failed_probes:
+                breaker.expedite(now, "a health probe answered")  # the router reorders on its event
 
         return probe
 
     def _isolated(self, label: str) -> bool:
         """An operator isolated it: not even a probe goes there until it is restored."""
         return self.router.models[label].breaker.state is CircuitState.ISOLATED
+
+    def _circuit_changed(self, change: CircuitStateChanged) -> None:
+        if change.to_state == CircuitState.OPEN.value:
+            self.checker.hurry(change.model)
 
     def _circuit_open(self, label: str) -> bool:
         return self.router.models[label].breaker.state is not CircuitState.CLOSED

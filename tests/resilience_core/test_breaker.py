@@ -187,6 +187,35 @@ def test_a_failed_probe_reopens():
     assert breaker.opened_at == 1.0
 
 
+def test_each_failed_probe_doubles_the_wait_up_to_its_cap_and_closing_forgets_it():
+    breaker, _ = breaker_with_events(
+        consecutive_failures=1, wait_duration=1.0, half_open_probes=1, wait_backoff=2.0, max_wait_duration=5.0
+    )
+    fail(breaker, now=0.0)  # trips: the first wait is the plain one
+    opened, probes = 0.0, []
+    for wait in (1.0, 2.0, 4.0, 5.0, 5.0):
+        assert breaker.try_acquire(opened + wait - 0.01) == NO_PERMIT
+        fail(breaker, now=opened + wait)  # the probe fails: open again, for longer
+        opened += wait
+        probes.append(opened)
+    assert probes == [1.0, 3.0, 7.0, 12.0, 17.0]
+    succeed(breaker, now=opened + 5.0)
+    assert breaker.state is CircuitState.CLOSED
+    fail(breaker, now=30.0)  # a new outage starts from the plain wait again
+    assert breaker.try_acquire(31.0) != NO_PERMIT
+
+
+def test_the_cap_never_shortens_the_plain_wait():
+    breaker, _ = breaker_with_events(
+        consecutive_failures=1, wait_duration=60.0, wait_backoff=2.0, max_wait_duration=8.0
+    )
+    fail(breaker, now=0.0)
+    fail(breaker, now=60.0)
+    assert breaker.wait == 60.0
+    breaker.failed_probes = 10_000  # a day-long outage: no overflow
+    assert breaker.wait == 60.0
+
+
 def test_late_result_from_an_earlier_state_is_ignored():
     breaker, _ = breaker_with_events(consecutive_failures=1, wait_duration=1.0, half_open_probes=1)
     slow = breaker.try_acquire(0.0)

@@ -111,6 +111,35 @@ def test_an_unhealthy_model_is_probed_at_the_fast_pace_and_probes_are_spread_by_
     assert all(27.0 <= gap <= 33.0 for gap in gaps) and any(gap != 30.0 for gap in gaps)
 
 
+def test_a_hurried_model_is_probed_within_the_fast_interval_not_at_its_next_turn(clock):
+    """Its circuit opened 5 s after a probe: its next turn was 25 s away, longer than most
+    outages; hurried, it is probed within 4 s, then at the fast pace while `urgent` holds."""
+    steady = Scripted(clock, ["ok"])
+    open_circuit = {"m": False}
+    checker = HealthChecker(
+        {"m": lambda: steady(None)},
+        interval=30.0,
+        fast_interval=2.0,
+        clock=clock,
+        first_after=0.0,
+        urgent=lambda model: open_circuit[model],
+    )
+
+    async def open_at_five():
+        checker.start()
+        await clock.sleep(5.0)
+        open_circuit["m"] = True
+        checker.hurry("m")
+        checker.hurry("not-a-model")  # ignored
+        await clock.sleep(10.0)
+        await checker.stop()
+
+    run_on(clock, open_at_five)
+    assert steady.calls[0] == 0.0
+    assert 5.0 < steady.calls[1] <= 9.0  # noticed within one fast interval, probed within another
+    assert len(steady.calls) >= 5  # every 1-2 s from then on
+
+
 def test_a_model_flapping_at_the_fast_pace_is_not_probed_only_in_its_outages(clock):
     """Down for the first half of every second, probed at most a second apart: probes a steady
     second apart would all land in outages and keep it unhealthy while it is back half the time."""
