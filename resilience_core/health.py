@@ -223,7 +223,7 @@ class HealthChecker:
         flapping at that rhythm and keep it out of service through each time it was back."""
         urgent = self.urgent is not None and self.urgent(model)
         if urgent or self._status[model] is not HealthStatus.HEALTHY:
-            return self.fast_interval * self.rng.uniform(0.5, 1.0), True
+            return self._fast_wait(), True
         return self.interval * (1.0 + self.rng.uniform(-self.jitter, self.jitter)), False
 
     async def run(self) -> None:
@@ -265,12 +265,13 @@ class HealthChecker:
                 wait, fast = self._next(model)
                 heapq.heappush(due, (after + wait, model, fast))
 
+    def _fast_wait(self) -> float:
+        return self.fast_interval * self.rng.uniform(0.5, 1.0)
+
     def _hurry_due(self, due: list[tuple[float, str, bool]], now: float) -> list[tuple[float, str, bool]]:
         hurried, self._hurried = self._hurried, set()
         moved = [
-            (min(t, now + self.fast_interval * self.rng.uniform(0.5, 1.0)), m, True)
-            if m in hurried and not fast
-            else (t, m, fast)
+            (min(t, now + self._fast_wait()), m, True) if m in hurried and not fast else (t, m, fast)
             for t, m, fast in due
         ]
         heapq.heapify(moved)

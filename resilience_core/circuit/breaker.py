@@ -136,8 +136,6 @@ class CircuitBreaker:
     def wait(self) -> float:
         """How long the circuit stays open this time."""
         config = self.config
-        if self.failed_probes == 0:
-            return config.wait_duration
         longest = max(config.max_wait_duration, config.wait_duration)
         return min(config.wait_duration * config.wait_backoff ** min(self.failed_probes, 64), longest)
 
