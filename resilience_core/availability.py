@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .context import Context
-from .errors import AttemptTimeoutError
+from .errors import AttemptTimeoutError, RejectedError
 from .outcome import Outcome, retry_after_of
 from .policy import Guard
 from .predicates import RATE_LIMITED
@@ -28,6 +28,9 @@ from .predicates import RATE_LIMITED
 DEFAULT_BACKOFF = 0.5
 DEFAULT_BACKOFF_CAP = 8.0
 DEFAULT_LONGEST_HINT = 60.0
+TRIAL_ANSWERS = 3
+"""Answers in time in a row that end a slow model's trial: one could be luck (a model whose
+answers take anything from 0 to 300 ms extra answers a third of its calls within the cap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +75,27 @@ class SlowFirstAnswer:
     ceiling: float = math.inf
     hold: float = 5.0
     """Seconds a model cut at the cap gets no new requests (latency outlier ejection)."""
+    hold_backoff: float = 1.0
+    """The next hold's factor when the model is cut again right after a hold (it is still
+    slow); 1.0 holds `hold` seconds every time."""
+    max_hold: float = math.inf
+    """The longest a backed-off hold grows to (never shorter than `hold`)."""
 
     def __post_init__(self) -> None:
         if self.factor < 1 or self.floor <= 0 or self.ceiling < self.floor:
             raise ValueError("SlowFirstAnswer needs factor >= 1 and 0 < floor <= ceiling")
+        if self.hold_backoff < 1 or self.max_hold < 0:
+            raise ValueError("SlowFirstAnswer needs hold_backoff >= 1 and max_hold >= 0")
 
     def cap(self, fastest_bound: float | None) -> float:
         if fastest_bound is None:
             return math.inf
         return min(max(self.floor, self.factor * fastest_bound), self.ceiling)
+
+    def hold_for(self, again: int) -> float:
+        """Seconds of the hold after `again` holds in a row ended with the model still slow."""
+        longest = max(self.max_hold, self.hold)
+        return min(self.hold * self.hold_backoff ** min(again, 64), longest)
 
 
 class Holder(Protocol):
@@ -95,7 +110,18 @@ class Holds(Guard):
     `SlowFirstAnswer.hold` seconds, so the next requests do not each pay the cap until the
     breaker has counted enough of them). A success ends the 429 streak."""
 
-    __slots__ = ("holder", "model", "rate_limits", "slow", "streak")
+    __slots__ = (
+        "holder",
+        "model",
+        "on_trial",
+        "rate_limits",
+        "slow",
+        "slow_again",
+        "slow_until",
+        "streak",
+        "trial",
+        "trial_answers",
+    )
 
     def __init__(
         self, model: str, holder: Holder, rate_limits: RateLimitHold | None, slow: SlowFirstAnswer | None
@@ -105,8 +131,43 @@ class Holds(Guard):
         self.rate_limits = rate_limits
         self.slow = slow
         self.streak = 0
+        self.slow_again = 0
+        """Slow holds in a row that ended with the model still slow (the backoff's exponent)."""
+        self.slow_until = -math.inf
+        """When the last slow hold ends (or ended)."""
+        self.on_trial = False
+        """Cut as slow and not yet answered in time since: one call at a time may find out."""
+        self.trial: Context | None = None
+        """The call finding out, while it runs."""
+        self.trial_answers = 0
+        """Trial calls answered in time in a row (`TRIAL_ANSWERS` end the trial)."""
+
+    def admit(self, ctx: Context) -> Outcome | None:
+        """While the model is on trial, one call at a time that could be cut tries it and the
+        others go on to the next model, until `TRIAL_ANSWERS` in a row answer within the cap:
+        when a hold ended, every request that arrived before the first was cut paid the cap
+        (six to seven at 40 requests/s in `jitter`), and now one does. The last candidate
+        (no cap) is never turned away."""
+        if not self.on_trial or ctx.soft_cap == math.inf:
+            return None
+        trial = self.trial
+        if trial is None:
+            self.trial = ctx
+        elif trial is not ctx:
+            error = RejectedError(f"{self.model} was slow: another request is trying it", self.model)
+            return Outcome(error=error, model=self.model, attempts=ctx.attempts)
+        return None
+
+    def abandon(self, ctx: Context) -> None:
+        if ctx is self.trial:
+            self.trial = None
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
+        if ctx is self.trial:
+            self.trial = None
+            if reached and outcome.error is None:
+                self.trial_answers += 1
+                self.on_trial = self.trial_answers < TRIAL_ANSWERS  # else the model is back
         if not reached:
             return
         error = outcome.error
@@ -117,7 +178,24 @@ class Holds(Guard):
             wait = self.rate_limits.seconds(outcome, self.streak, ctx.rng)
             self.holder.hold(self.model, ctx.attempt_ended + wait)
         elif self.slow is not None and ctx.soft_cap != math.inf and isinstance(error, AttemptTimeoutError):
-            self.holder.hold(self.model, ctx.attempt_ended + self.slow.hold)
+            self._hold_slow(ctx.attempt_started, ctx.attempt_ended, self.slow)
+
+    def _hold_slow(self, started: float, ended: float, slow: SlowFirstAnswer) -> None:
+        """Hold a model cut at the soft cap, longer each time it is still slow when a hold ends
+        (`SlowFirstAnswer.hold_backoff`): the first requests after a hold meet the model
+        before any is cut, so each hold's end cost a burst of capped calls (in `jitter`, a
+        third of the fault window's slow answers came from one such end). The calls that were
+        already under way when a hold began were cut by the same slowness: they extend it,
+        they do not lengthen the next. After a hold's own length of calls not cut, the model
+        counts as well again and the next hold starts short."""
+        length = slow.hold_for(self.slow_again)
+        if started >= self.slow_until:  # asked after the last hold ended: a new hold
+            again = self.slow_again + 1 if started - self.slow_until < length else 0
+            self.slow_again = again
+            length = slow.hold_for(again)
+        self.slow_until = max(self.slow_until, ended + length)
+        self.on_trial, self.trial_answers = True, 0
+        self.holder.hold(self.model, ended + length)
 
     def describe(self) -> str:
         return f"Holds({self.model})"

@@ -117,9 +117,15 @@ class SlowFirstAnswerPolicy(Strict):
     floor: float = Field(0.1, gt=0)
     hold: float = Field(3.0, ge=0)
     """Seconds a model cut at the cap is held (tried only after the others: it is slow now)."""
+    hold_backoff: float = Field(2.0, ge=1)
+    """The next hold's factor when the model is cut again right after one (still slow)."""
+    max_hold: float = Field(8.0, ge=0)
+    """The longest a backed-off hold grows to."""
 
     def to_core(self) -> SlowFirstAnswer:
-        return SlowFirstAnswer(self.factor, self.floor, hold=self.hold)
+        return SlowFirstAnswer(
+            self.factor, self.floor, hold=self.hold, hold_backoff=self.hold_backoff, max_hold=self.max_hold
+        )
 
 
 class StreamPolicy(Strict):

@@ -25,9 +25,14 @@ NO_PERMIT = -1
 class CircuitBreakerConfig:
     """When to trip and how to probe for recovery.
 
-    Trips on `consecutive_failures` in a row, or when the window holds at least
-    `minimum_calls` and the failure rate (or the share of calls slower than
-    `slow_call_duration`) reaches its threshold. After `wait_duration` it lets
+    Trips on `consecutive_failures` in a row, or on a failure that leaves the window holding
+    at least `minimum_calls` with the failure rate at its threshold (or a slow call, with the
+    share of calls slower than `slow_call_duration` at its). A success never trips it, as
+    Polly's advanced breaker judges the rate on failures only: in a time window the failures
+    of a fault that has ended still count for its whole length, and the first answers of a
+    model that came back (the evidence that it is well) tripped the circuit on them (in
+    `jitter`, 6 old cuts and 4 new answers: "failure rate 60 % over 10 calls", 1.5 s after
+    the fault ended, and the model took 4 s more to get its traffic back). After `wait_duration` it lets
     `half_open_probes` calls through; all must succeed to close. Each failed probe multiplies
     the next wait by `wait_backoff`, up to `max_wait_duration`, as Envoy lengthens an ejection
     each time a host is ejected again: every probe is a caller's request that pays the failure
@@ -94,7 +99,6 @@ class CircuitBreaker:
     """
 
     __slots__ = (
-        "_clean",
         "_consecutive",
         "_emit",
         "_probe_successes",
@@ -125,8 +129,6 @@ class CircuitBreaker:
         """Changes on every transition; a permit is the generation it was granted in. Read it,
         never write it (an attribute, not a property: the policy reads it on every call)."""
         self._consecutive = 0
-        self._clean = True
-        """No failed or slow call in the window when last looked: a fast success cannot trip."""
         self._probes_in_flight = 0
         self._probe_successes = 0
         self.failed_probes = 0
@@ -169,17 +171,13 @@ class CircuitBreaker:
         if state is CLOSED:
             slow = duration >= self.config.slow_call_duration
             self.window.record(failed, slow, now)
-            if not failed:
-                self._consecutive = 0
-                if not slow and self._clean:
-                    return  # both rates are 0: a fast success cannot trip anything
-            else:
+            if failed:
                 self._consecutive += 1
-            snap = self.window.snapshot(now)
-            # Otherwise it can: by bringing the window to its minimum calls, or by a time
-            # window expiring older successes.
-            self._clean = snap.failures == 0 and snap.slow == 0
-            reason = self._trip_reason(snap)
+            else:
+                self._consecutive = 0
+                if not slow:
+                    return  # a fast success never trips (see CircuitBreakerConfig)
+            reason = self._trip_reason(self.window.snapshot(now), failed, slow)
             if reason is not None:
                 self._transition(OPEN, now, reason)
         elif state is HALF_OPEN:
@@ -192,14 +190,14 @@ class CircuitBreaker:
                 if self._probe_successes >= self.config.half_open_probes:
                     self._transition(CLOSED, now, "probes succeeded")
 
-    def _trip_reason(self, snap: Snapshot) -> str | None:
+    def _trip_reason(self, snap: Snapshot, failed: bool, slow: bool) -> str | None:
         config = self.config
         if self._consecutive >= config.consecutive_failures:
             return f"{self._consecutive} consecutive failures"
         if snap.calls >= config.minimum_calls:
-            if snap.failure_rate >= config.failure_rate:
+            if failed and snap.failure_rate >= config.failure_rate:
                 return f"failure rate {snap.failure_rate:.0%} over {snap.calls} calls"
-            if config.slow_call_duration < math.inf and snap.slow_rate >= config.slow_call_rate:
+            if slow and config.slow_call_duration < math.inf and snap.slow_rate >= config.slow_call_rate:
                 return f"slow-call rate {snap.slow_rate:.0%} over {snap.calls} calls"
         return None
 
@@ -239,6 +237,5 @@ class CircuitBreaker:
             self.failed_probes = 0
             self.window.reset()
             self._consecutive = 0
-            self._clean = True
         if self._emit is not None:
             self._emit(CircuitStateChanged(now, self.name, source.value, target.value, reason))

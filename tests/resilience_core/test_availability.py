@@ -20,6 +20,7 @@ from resilience_core import (
     classes,
     stop_after_attempt,
 )
+from resilience_core.availability import TRIAL_ANSWERS
 from resilience_core.fallback import EARLY_PROBE_GAP
 from tests.conftest import Scripted, error, run_on
 
@@ -120,6 +121,74 @@ def test_a_model_slow_to_its_first_answer_is_cut_in_flight_while_another_remains
     assert run_on(clock, lambda: pool.execute({})).model == "b"
     assert len(slow.calls) == calls  # held while slow: the next request does not pay the cap again
     assert pool.held["a"] > clock.now()
+
+
+LENIENT = CircuitBreakerConfig(consecutive_failures=100, minimum_calls=1000)
+"""A breaker that stays out of the way: these tests are about holds alone."""
+
+
+def _slow_pool(clock, script, **slow):
+    primary = Scripted(clock, script, "a")
+    backup = Scripted(clock, [(0.02, "backup")], "b")
+    pool = router(
+        clock,
+        [ModelSpec("a", primary, timeout=10.0), ModelSpec("b", backup, priority=1, timeout=10.0)],
+        slow_first_answer=SlowFirstAnswer(factor=3.0, floor=0.1, **slow),
+        breaker=LENIENT,
+    )
+    return pool, primary
+
+
+def _concurrently(clock, pool, count):
+    async def all_at_once():
+        return await asyncio.gather(*(pool.execute({}) for _ in range(count)))
+
+    return run_on(clock, all_at_once)
+
+
+def test_when_a_slow_models_hold_ends_one_request_at_a_time_tries_it(clock):
+    pool, primary = _slow_pool(clock, [(0.02, "fast")] * 6 + [(5.0, "too late")], hold=1.0)
+    for _ in range(6):
+        run_on(clock, lambda: pool.execute({}))
+    assert run_on(clock, lambda: pool.execute({})).model == "b"  # cut at the cap, held
+    clock.advance(1.5)
+    calls = len(primary.calls)
+    outcomes = _concurrently(clock, pool, 4)
+    assert [o.model for o in outcomes] == ["b"] * 4
+    assert len(primary.calls) == calls + 1  # one tried it and paid the cap, not all four
+
+
+def test_a_slow_model_is_back_for_everyone_after_answers_in_time_in_a_row(clock):
+    pool, primary = _slow_pool(clock, [(0.02, "fast")] * 6 + [(5.0, "too late")] + [(0.02, "fast")], hold=1.0)
+    for _ in range(7):
+        run_on(clock, lambda: pool.execute({}))
+    clock.advance(1.5)
+    for _ in range(TRIAL_ANSWERS - 1):
+        assert run_on(clock, lambda: pool.execute({})).model == "a"
+    assert {o.model for o in _concurrently(clock, pool, 3)} == {"a", "b"}  # still one at a time
+    calls = len(primary.calls)
+    assert [o.model for o in _concurrently(clock, pool, 3)] == ["a"] * 3
+    assert len(primary.calls) == calls + 3
+
+
+def test_a_model_still_slow_when_its_hold_ends_is_held_longer_each_time_up_to_the_longest(clock):
+    slow_answer = (5.0, "too late")
+    script = [(0.02, "fast")] * 6 + [slow_answer] * 3 + [(0.02, "fast")] * TRIAL_ANSWERS + [slow_answer]
+    pool, primary = _slow_pool(clock, script, hold=1.0, hold_backoff=2.0, max_hold=3.0)
+    for _ in range(6):
+        run_on(clock, lambda: pool.execute({}))
+    lengths = []
+    for _ in range(3):
+        run_on(clock, lambda: pool.execute({}))
+        cut = primary.calls[-1]
+        lengths.append(pool.held["a"] - cut)
+        clock.advance(pool.held["a"] - clock.now() + 0.01)
+    assert [round(length) for length in lengths] == [1, 2, 3]  # 4 without the longest
+    clock.advance(3.5)  # a hold's length with no call cut: well again
+    for _ in range(TRIAL_ANSWERS):
+        assert run_on(clock, lambda: pool.execute({})).model == "a"
+    run_on(clock, lambda: pool.execute({}))
+    assert round(pool.held["a"] - primary.calls[-1]) == 1  # the next hold starts short
 
 
 def test_the_last_candidate_has_no_soft_cap(clock):
