@@ -3,7 +3,7 @@ recovery, manual controls and an audit trail for calling AI model endpoints from
 
 from .admin import AdminControls, UnknownModelError
 from .audit import AUDITED, AuditTrail, audit_record, read_audit
-from .availability import RateLimitHold, SlowFirstAnswer
+from .availability import RATE_LIMITED_HOLD, SLOW_HOLD, RateLimitHold, SlowFirstAnswer
 from .backoff import (
     Stop,
     Wait,
@@ -50,6 +50,7 @@ from .events import (
     FallbackUsed,
     HealthChanged,
     HedgeStarted,
+    ModelHeld,
     RestorationStepChanged,
     RetryBudgetExhausted,
     RetryScheduled,
@@ -85,6 +86,8 @@ __all__ = [
     "CLASSES",
     "NON_RETRYABLE",
     "RATE_LIMITED",
+    "RATE_LIMITED_HOLD",
+    "SLOW_HOLD",
     "TRANSIENT",
     "TRANSITIONS",
     "AdminAction",
@@ -136,6 +139,7 @@ __all__ = [
     "MetricsPolicy",
     "MetricsSnapshot",
     "ModelCallError",
+    "ModelHeld",
     "ModelRouter",
     "ModelSpec",
     "Next",

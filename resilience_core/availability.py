@@ -28,6 +28,8 @@ from .predicates import RATE_LIMITED
 DEFAULT_BACKOFF = 0.5
 DEFAULT_BACKOFF_CAP = 8.0
 DEFAULT_LONGEST_HINT = 60.0
+RATE_LIMITED_HOLD = "rate limited"
+SLOW_HOLD = "slow to its first answer"
 TRIAL_ANSWERS = 3
 """Answers in time in a row that end a slow model's trial: one could be luck (a model whose
 answers take anything from 0 to 300 ms extra answers a third of its calls within the cap)."""
@@ -101,7 +103,7 @@ class SlowFirstAnswer:
 class Holder(Protocol):
     """What a hold guard tells: the router, which keeps the candidate order and the holds."""
 
-    def hold(self, model: str, until: float) -> None: ...
+    def hold(self, model: str, until: float, reason: str = "") -> None: ...
 
 
 class Holds(Guard):
@@ -176,7 +178,7 @@ class Holds(Guard):
         elif self.rate_limits is not None and RATE_LIMITED(outcome):
             self.streak += 1
             wait = self.rate_limits.seconds(outcome, self.streak, ctx.rng)
-            self.holder.hold(self.model, ctx.attempt_ended + wait)
+            self.holder.hold(self.model, ctx.attempt_ended + wait, RATE_LIMITED_HOLD)
         elif self.slow is not None and ctx.soft_cap != math.inf and isinstance(error, AttemptTimeoutError):
             self._hold_slow(ctx.attempt_started, ctx.attempt_ended, self.slow)
 
@@ -195,7 +197,7 @@ class Holds(Guard):
             length = slow.hold_for(again)
         self.slow_until = max(self.slow_until, ended + length)
         self.on_trial, self.trial_answers = True, 0
-        self.holder.hold(self.model, ended + length)
+        self.holder.hold(self.model, ended + length, SLOW_HOLD)
 
     def describe(self) -> str:
         return f"Holds({self.model})"

@@ -104,6 +104,14 @@ class WeightChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelHeld(Event):
+    """A model is held (tried only after the free ones) until `until`: rate limited, or slow."""
+
+    until: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RestorationStepChanged(Event):
     """Progressive restoration moved a recovered model to a new traffic share."""
 

@@ -19,7 +19,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
 from .deadline import Deadline, Timeout
 from .degradation import Degrade, DegradedSource
-from .events import CircuitStateChanged, EventBus, RestorationStepChanged, WeightChanged
+from .events import CircuitStateChanged, EventBus, ModelHeld, RestorationStepChanged, WeightChanged
 from .fallback import EARLY_PROBE_GAP, PROBE_WAIT, CandidateSource, Fallback
 from .metrics import MetricsCollector, MetricsPolicy, ModelMetrics
 from .outcome import Outcome
@@ -147,8 +147,11 @@ class ModelHandle:
             policies.append(Retry(config.retry, budget=budget))
         if self.recovery is not None:
             policies.append(self.recovery)
+        self.holds: Holds | None = None
+        """Its hold guard (rate limited, or slow), when the router holds models."""
         if (config.rate_limits is not None or config.slow_first_answer is not None) and holder is not None:
-            policies.append(Holds(spec.name, holder, config.rate_limits, config.slow_first_answer))
+            self.holds = Holds(spec.name, holder, config.rate_limits, config.slow_first_answer)
+            policies.append(self.holds)
         policies.append(CircuitBreakerPolicy(self.breaker))
         if self.bulkhead is not None:
             policies.append(self.bulkhead)
@@ -296,14 +299,18 @@ class ModelRouter:
             return []  # every model asked not to be asked now: the request waits (see `rest`)
         return usable
 
-    def hold(self, model: str, until: float) -> None:
+    def hold(self, model: str, until: float, reason: str = "") -> None:
         """Hold `model` until `until` (rate limited, or slow): while any model is free it is
         tried only after those (as a reserve); when every model is held, requests wait for the
-        first one back, if their deadline allows."""
+        first one back, if their deadline allows. A new hold is told (`ModelHeld`): health
+        checks probe a model held as slow at their fast pace, to end the hold."""
         if until > self.held.get(model, 0.0):
+            fresh = model not in self.held
             self.held[model] = until
             self.models[model].held_until = until
             self.fallback.changed()
+            if fresh:
+                self.events.emit(ModelHeld(self.clock.now(), model, until, reason))
 
     def set_health(self, model: str, healthy: bool) -> None:
         """What active health checks found: an unhealthy model is tried only after the healthy
@@ -326,6 +333,28 @@ class ModelRouter:
             self.models[model].held_until = 0.0
         if ended:
             self.fallback.changed()
+
+    def probe_answered(self, model: str, seconds: float) -> bool:
+        """A health probe, which no caller waits on, found `model` answering in `seconds`: a
+        model held as slow is let back on trial at once (one request at a time, until answers
+        in time come in a row) when the probe was as quick as the pool usually is (within the
+        fastest model's bound: smoothed time + 4 deviations). Held slow twice, a model is held
+        6 s: in `latency-spike` the spike had been over for 3 s when the hold ended, and
+        recovery took 7 s instead of 4. Within the cap alone was too lax: a model whose
+        answers take 0 to 300 ms extra answers a third of its probes within it, and each
+        early end cost a few slow answers (`jitter`: 9-10 in its fault window, not 5).
+        Whether the hold ended."""
+        handle = self.models[model]
+        holds = handle.holds
+        if holds is None or not holds.on_trial or model not in self.held:
+            return False
+        bounds = [
+            b for h in self._handles if h.available and (b := h.metrics.first_answer_bound()) is not None
+        ]
+        if not bounds or seconds > min(bounds):
+            return False
+        self.release_hold(model)
+        return True
 
     def release_hold(self, model: str) -> None:
         """Forget `model`'s hold now, whenever it was to end (an operator's restore)."""

@@ -20,6 +20,7 @@ from harness.gateway.config import HealthPolicy
 from harness.gateway.probe_client import ProbeClient
 from harness.gateway.upstream import Upstream
 from resilience_core import (
+    SLOW_HOLD,
     CircuitState,
     CircuitStateChanged,
     Clock,
@@ -29,6 +30,7 @@ from resilience_core import (
     HealthStatus,
     HealthThresholds,
     LoopClock,
+    ModelHeld,
     ModelRouter,
 )
 
@@ -92,22 +94,26 @@ class GroupHealth:
         )
         self.events.subscribe(self._changed, kinds=(HealthChanged,))
         router.events.subscribe(self._circuit_changed, kinds=(CircuitStateChanged,))
+        router.events.subscribe(self._held, kinds=(ModelHeld,))
         self._posts: set[asyncio.Task[None]] = set()
 
     def _probe(self, label: str, send: Probe) -> Probe:
-        """A probe that also ends a backed-off circuit wait when the model answers it: after a
-        failed half-open probe the breaker waits longer each time (so callers' requests stop
-        paying for a model that stays broken), and the health probe, which no caller waits on,
+        """A probe that also ends a backed-off circuit wait when the model answers it, and a
+        backed-off slow hold when it answers within the cap: each time the model fails a caller
+        again the breaker waits (and the hold lasts) longer, so callers' requests stop paying
+        for a model that stays broken or slow, and the health probe, which no caller waits on,
         is what finds the model back, within `unhealthy_interval` instead of the longer wait."""
-        handle = self.router.models[label]
+        router = self.router
+        handle = router.models[label]
         metrics = handle.metrics
-        clock = self.router.clock
+        clock = router.clock
 
         async def probe() -> None:
             started = clock.now()
             await send()  # raises on any failure: the checker counts it
             now = clock.now()
             metrics.probed(now - started)
+            router.probe_answered(label, now - started)
             breaker = handle.breaker
             if breaker.state is CircuitState.OPEN and breaker.failed_probes:
                 breaker.expedite(now, "a health probe answered")  # the router reorders on its event
@@ -122,8 +128,18 @@ class GroupHealth:
         if change.to_state == CircuitState.OPEN.value:
             self.checker.hurry(change.model)
 
+    def _held(self, held: ModelHeld) -> None:
+        if held.reason == SLOW_HOLD and held.model is not None:
+            self.checker.hurry(held.model)
+
     def _circuit_open(self, label: str) -> bool:
-        return self.router.models[label].breaker.state is not CircuitState.CLOSED
+        """Probed at the fast pace: its circuit is not closed, or it is held as slow (a probe
+        that answers in time ends the hold)."""
+        handle = self.router.models[label]
+        holds = handle.holds
+        return handle.breaker.state is not CircuitState.CLOSED or (
+            holds is not None and holds.on_trial and handle.held_until > self.router.clock.now()
+        )
 
     def _changed(self, change: HealthChanged) -> None:
         assert change.model is not None

@@ -10,6 +10,7 @@ from resilience_core import (
     FallbackUsed,
     Hedged,
     ModelCallError,
+    ModelHeld,
     ModelRouter,
     ModelSpec,
     RateLimitHold,
@@ -20,7 +21,7 @@ from resilience_core import (
     classes,
     stop_after_attempt,
 )
-from resilience_core.availability import TRIAL_ANSWERS
+from resilience_core.availability import SLOW_HOLD, TRIAL_ANSWERS
 from resilience_core.fallback import EARLY_PROBE_GAP
 from tests.conftest import Scripted, error, run_on
 
@@ -189,6 +190,31 @@ def test_a_model_still_slow_when_its_hold_ends_is_held_longer_each_time_up_to_th
         assert run_on(clock, lambda: pool.execute({})).model == "a"
     run_on(clock, lambda: pool.execute({}))
     assert round(pool.held["a"] - primary.calls[-1]) == 1  # the next hold starts short
+
+
+def test_a_health_probe_as_quick_as_the_pool_ends_a_slow_hold_and_a_slower_one_does_not(clock):
+    pool, primary = _slow_pool(clock, [(0.02, "fast")] * 6 + [(5.0, "too late")], hold=3.0)
+    held = []
+    pool.events.subscribe(held.append, kinds=(ModelHeld,))
+    for _ in range(7):
+        run_on(clock, lambda: pool.execute({}))
+    assert [(e.model, e.reason) for e in held] == [("a", SLOW_HOLD)]  # told once, for the fast probes
+    assert not pool.probe_answered("a", 0.15)  # within the cap, but slower than the pool usually is
+    assert "a" in pool.held
+    assert pool.probe_answered("a", 0.02)
+    assert "a" not in pool.held
+    calls = len(primary.calls)
+    _concurrently(clock, pool, 3)
+    assert len(primary.calls) == calls + 1  # back on trial: one request at a time
+
+
+def test_a_health_probe_does_not_end_a_rate_limit_hold(clock):
+    limited = Scripted(clock, [(0.01, error(429, retry_after=5.0))], "a")
+    backup = Scripted(clock, [(0.01, "b")], "b")
+    pool = router(clock, [ModelSpec("a", limited), ModelSpec("b", backup, priority=1)])
+    run_on(clock, lambda: pool.execute({}))
+    assert not pool.probe_answered("a", 0.001)  # the provider said when: its Retry-After stands
+    assert "a" in pool.held
 
 
 def test_the_last_candidate_has_no_soft_cap(clock):

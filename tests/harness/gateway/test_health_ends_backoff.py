@@ -1,5 +1,6 @@
-"""The gateway's health probes and its breakers: a circuit that opened gets fast-paced probes
-at once, and a health probe the model answers ends a wait that failed probes made longer."""
+"""The gateway's health probes and its breakers: a circuit that opened (or a model held as slow)
+gets fast-paced probes at once, and a health probe the model answers ends a wait that failed
+probes made longer (a slow hold: when it answers as quickly as the pool usually does)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import pytest
 
 from harness.gateway.config import HealthPolicy
 from harness.gateway.health import GroupHealth
-from resilience_core import CircuitBreakerConfig, CircuitState, ModelRouter, ModelSpec, RouterConfig
+from resilience_core import (
+    CircuitBreakerConfig,
+    CircuitState,
+    ModelRouter,
+    ModelSpec,
+    RouterConfig,
+    SlowFirstAnswer,
+)
 from resilience_core.circuit import NO_PERMIT
 
 
@@ -86,5 +94,24 @@ def test_a_circuit_that_opens_hurries_its_models_health_probe():
         now = router.clock.now()
         breaker.on_result(breaker.try_acquire(now), failed=True, duration=0.0, now=now)
         assert health.checker._hurried == {"m"}
+
+    asyncio.run(scenario())
+
+
+def test_a_model_held_as_slow_is_probed_at_once_and_a_quick_probe_ends_the_hold():
+    async def scenario() -> None:
+        slow = SlowFirstAnswer(hold=3.0, hold_backoff=2.0, max_hold=8.0)
+        specs = [ModelSpec("m", _never_called), ModelSpec("n", _never_called, priority=1)]
+        router = ModelRouter(specs, RouterConfig(slow_first_answer=slow))
+        health = _health(router, answers=True)
+        for handle in router.models.values():
+            handle.metrics.probed(0.05)  # the pool's usual first answer: 50 ms
+        holds = router.models["m"].holds
+        assert holds is not None
+        now = router.clock.now()
+        holds._hold_slow(now, now, slow)  # cut at the cap: held 3 s
+        assert health.checker._hurried == {"m"}
+        await health.checker._probes["m"]()  # answers at once: quicker than 50 ms
+        assert "m" not in router.held and holds.on_trial
 
     asyncio.run(scenario())
