@@ -348,13 +348,19 @@ class ModelRouter:
         holds = handle.holds
         if holds is None or not holds.on_trial or model not in self.held:
             return False
-        bounds = [
-            b for h in self._handles if h.available and (b := h.metrics.first_answer_bound()) is not None
-        ]
-        if not bounds or seconds > min(bounds):
+        bound = self.fastest_bound()
+        if bound is None or seconds > bound:
             return False
         self.release_hold(model)
         return True
+
+    def fastest_bound(self) -> float | None:
+        """The quickest first-answer bound among the models that may take traffic (smoothed
+        time + 4 deviations); None before any has answered."""
+        bounds = [
+            b for h in self._handles if h.available and (b := h.metrics.first_answer_bound()) is not None
+        ]
+        return min(bounds) if bounds else None
 
     def release_hold(self, model: str) -> None:
         """Forget `model`'s hold now, whenever it was to end (an operator's restore)."""
@@ -529,11 +535,9 @@ class _PoolFallback(Fallback):
         if self._cap_countdown > 0:
             self._cap_countdown -= 1
             return self._cap
-        bounds = [
-            b for h in self._handles if h.available and (b := h.metrics.first_answer_bound()) is not None
-        ]
-        self._cap = slow.cap(min(bounds) if bounds else None)
-        self._cap_countdown = CAP_EVERY if bounds else 0  # no figures yet: ask again next time
+        bound = self._router.fastest_bound()
+        self._cap = slow.cap(bound)
+        self._cap_countdown = CAP_EVERY if bound is not None else 0  # no figures yet: ask again next time
         return self._cap
 
     def candidates(self, ctx: Context) -> list[Candidate]:

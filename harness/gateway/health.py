@@ -99,7 +99,8 @@ class GroupHealth:
 
     def _probe(self, label: str, send: Probe) -> Probe:
         """A probe that also ends a backed-off circuit wait when the model answers it, and a
-        backed-off slow hold when it answers within the cap: each time the model fails a caller
+        backed-off slow hold when it answers as quickly as the pool usually does
+        (`ModelRouter.probe_answered`): each time the model fails a caller
         again the breaker waits (and the hold lasts) longer, so callers' requests stop paying
         for a model that stays broken or slow, and the health probe, which no caller waits on,
         is what finds the model back, within `unhealthy_interval` instead of the longer wait."""
