@@ -66,7 +66,10 @@ def _mapping(path: Path, what: str) -> dict[str, Any]:
     help="Searches in parallel (each its own share of the budget and its own seed).",
 )
 @click.option(
-    "--max-seconds", type=click.FloatRange(min=1), default=None, help="Stop searching after this long."
+    "--max-seconds",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Stop searching, and shrinking, after this long.",
 )
 def explore(
     budget: int,

@@ -65,6 +65,12 @@ class _Breach(Exception):
         self.failed = failed
 
 
+class _OutOfTime(BaseException):
+    """Raised inside the Hypothesis test when `max_seconds` ends a shrink. Not an `Exception`:
+    Hypothesis lets it through at once instead of shrinking it as a second failure, and the
+    smallest breach seen so far becomes the finding."""
+
+
 @dataclass
 class Finding:
     """One minimal breach: its scenario file, what breached, and what replaying it showed."""
@@ -311,8 +317,11 @@ def _search_once(
     max_seconds: float | None,
     started: float,
 ) -> Breach | None:
-    """One Hypothesis search for a breach of an SLI not in `excluded`; the shrunk one or None."""
+    """One Hypothesis search for a breach of an SLI not in `excluded`; the shrunk one or None.
+    `max_seconds` bounds the shrink too: once it has passed, the last breach seen is kept (every
+    one the shrinker finds is smaller than the one before) and the spare faults are dropped."""
     first: list[bool] = []
+    seen: list[_Breach] = []
 
     @settings(
         max_examples=budget,
@@ -326,17 +335,21 @@ def _search_once(
     )
     @given(timelines(models))
     def probe(timeline: dict[str, Any]) -> None:
+        out_of_time = max_seconds is not None and time.monotonic() - started > max_seconds
         if first:
+            if out_of_time:
+                raise _OutOfTime
             slot.add(1)
         else:
-            if max_seconds is not None and time.monotonic() - started > max_seconds:
-                return  # out of time: the rest of the budget passes at once
+            if out_of_time:
+                return  # the rest of the budget passes at once
             slot.add(0)
         scenario = search.scenario(timeline)
         failed = [v for v in search.breaches(scenario, scratch) if v["sli"] not in excluded]
         if failed:
             first.append(True)
-            raise _Breach(scenario, failed)
+            seen.append(_Breach(scenario, failed))
+            raise seen[-1]
 
     # `hypothesis.seed` would also switch the example database off, and the database is what
     # lets the next search try known breaches first: the same seed, set where `seed` sets it.
@@ -345,6 +358,8 @@ def _search_once(
         probe()
     except _Breach as breach:
         return _without_spare_faults(search, breach.scenario, breach.failed, excluded, scratch)
+    except _OutOfTime:
+        return _without_spare_faults(search, seen[-1].scenario, seen[-1].failed, excluded, scratch)
     return None
 
 

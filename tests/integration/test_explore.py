@@ -27,6 +27,8 @@ def test_a_weakened_gateways_minimal_breach_is_confirmed_on_the_real_stack(tmp_p
             "3",
             "--slo",
             "uptime",
+            "--max-seconds",  # the shrink is the sim tests' to check; 30 s: time to find one
+            "30",
             "--out",
             str(out),
         ],

@@ -4,11 +4,14 @@ found and shrunk, a breach kept in the database and tried first next time."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 
 from harness.scenario import Scenario, load_scenario, parse_scenario
+from harness.sim import explore as explore_module
 from harness.sim import simulate_variant
 from harness.sim.explore import BASE, Search, explore
 from harness.sim.timelines import survivable, timelines
@@ -91,3 +94,32 @@ def test_the_default_policies_survive_a_fixed_budget_with_a_fixed_seed(tmp_path:
     found = explore(search, tmp_path, budget=120, seed=11, replay=False, progress=lambda _: None, jobs=2)
     assert found.examples == 120
     assert found.findings == [], [f.file.read_text() for f in found.findings]
+
+
+class OneSecondASimulation(Search):
+    """A search whose every simulated run moves the explore module's clock on by one second."""
+
+    __slots__ = ()
+
+    def breaches(self, scenario: Scenario, scratch: Path) -> list[dict[str, Any]]:
+        NOW[0] += 1.0
+        return Search.breaches(self, scenario, scratch)
+
+
+NOW = [0.0]
+
+
+def test_max_seconds_ends_the_shrink_too_and_the_finding_keeps_only_faults_it_needs(tmp_path, monkeypatch):
+    """Unbounded, this search shrinks its breach for about 130 simulations (a minute here); its
+    first breach is its 8th timeline, so 11 s of one-second simulations end the shrink early."""
+    monkeypatch.setattr(explore_module, "time", SimpleNamespace(monotonic=lambda: NOW[0]))
+    search = OneSecondASimulation(dict(BASE), NO_RESCUE, frozenset({"uptime"}))
+    found = explore(
+        search, tmp_path, budget=80, seed=3, replay=False, progress=lambda _: None, max_seconds=11
+    )
+    (finding,) = found.findings
+    assert "uptime" in finding.slis
+    assert found.examples + found.shrink_steps <= 12, (found.examples, found.shrink_steps)
+    assert found.shrink_steps > 0  # it was shrinking when the time ran out
+    scenario = load_scenario(finding.file)
+    assert len(scenario.faults) == 1, yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True))
