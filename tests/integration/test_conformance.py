@@ -1,5 +1,10 @@
-"""The conformance suite against our gateway with its default config, on the full profile: every
-case passes, and the whole catalogue takes no longer than the published reference client."""
+"""The conformance suite against our gateway with its default config: every case passes.
+
+`make test` runs the catalogue's fast profile: the same sixteen faults, with S15's flapping
+primary asked 10 times 1.2 s apart instead of 20 times 4 s apart (77 of the full profile's
+~117 s). Whether the whole catalogue takes no longer than the published reference client
+(135.5 s on the full profile) is a speed figure: `make bench-peers` measures it on the full
+profile and publishes it in docs/benchmarks/peers.md."""
 
 from __future__ import annotations
 
@@ -9,16 +14,13 @@ import sys
 
 from harness.stack import PROJECT_ROOT
 
-REFERENCE_SECONDS = 135.5
-"""The reference client's run time on the full profile (failoverbench results/full, 2026-09-12)."""
 
-
-def test_our_gateway_with_defaults_passes_all_sixteen_within_the_reference_time(tmp_path):
+def test_our_gateway_with_defaults_passes_all_sixteen(tmp_path):
     out = tmp_path / "conformance"
-    command = [sys.executable, "-m", "harness", "conformance", "--out", str(out)]
+    command = [sys.executable, "-m", "harness", "conformance", "--profile", "fast", "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
     results = json.loads((out / "conformance.json").read_text())
     verdicts = {case["case"]: (case["verdict"], case["reason"]) for case in results["cases"]}
     assert result.returncode == 0, (verdicts, result.stderr[-2000:])
+    assert results["profile"] == "fast"
     assert results["counts"] == {"pass": 16, "partial": 0, "safe": 0, "fail": 0}
-    assert results["run_seconds"] <= REFERENCE_SECONDS

@@ -1,11 +1,13 @@
-"""The CI gate on real runs: the smoke suite passes and bites; the control itself is failed."""
+"""The CI gate on real runs: the smoke suite's faults pass and bite; the control itself is failed."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from harness.stack import PROJECT_ROOT
 
@@ -18,10 +20,23 @@ def gate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_smoke_suite_passes_on_the_resilient_gateway_and_every_fault_bites_the_control(tmp_path):
+def smoke_faults(folder: Path) -> Path:
+    """The smoke suite without healthy-baseline, as a folder of its own. healthy-baseline has no
+    fault and one job: the p99 overhead, which needs 80 s of load a side at the demo's scale (a
+    speed figure: `make demo` and `make bench`'s suite judge it); the five fault scenarios take
+    about as long together."""
+    folder.mkdir()
+    for scenario in SMOKE.glob("*.yaml"):
+        if scenario.stem != "healthy-baseline":
+            shutil.copy(scenario, folder / scenario.name)
+    return folder
+
+
+def test_the_smoke_faults_pass_on_the_resilient_gateway_and_every_fault_bites_the_control(tmp_path):
     out, junit, summary = tmp_path / "runs", tmp_path / "junit.xml", tmp_path / "summary.md"
+    suite = smoke_faults(tmp_path / "smoke")
     args = [
-        str(SMOKE),
+        str(suite),
         "--time-scale",
         "0.5",
         "--out",
@@ -34,19 +49,18 @@ def test_the_smoke_suite_passes_on_the_resilient_gateway_and_every_fault_bites_t
     result = gate(*args)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     folders = sorted(out.iterdir())
-    assert len(folders) == len(list(SMOKE.glob("*.yaml")))
+    assert len(folders) == len(list(SMOKE.glob("*.yaml"))) - 1 == 5
     for folder in folders:
         results = json.loads((folder / "results.json").read_text())
         resilient = results["variants"]["resilient"]
         assert resilient["passed"], (folder.name, [v for v in resilient["verdicts"] if v["status"] == "fail"])
         assert resilient["slis"]["truncated_successes"] == 0
-        if results["windows"]:
-            assert results["bite"]["bit"] is True, (folder.name, results["bite"])
+        assert results["windows"] and results["bite"]["bit"] is True, (folder.name, results["bite"])
         for name in ("report.html", "summary.md", "junit.xml"):
             assert (folder / name).stat().st_size > 0
         assert f"report: {folder / 'report.html'}" in result.stdout
-    suite = ET.parse(junit).getroot()
-    assert suite.get("failures") == "0" and int(suite.get("tests")) >= 6 * 8
+    cases = ET.parse(junit).getroot()
+    assert cases.get("failures") == "0" and int(cases.get("tests")) >= 5 * 8
     assert f"{len(folders)}/{len(folders)} scenarios passed" in summary.read_text()
     # The job summary links each report relative to itself: it works where it is uploaded.
     for folder in folders:

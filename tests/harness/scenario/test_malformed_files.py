@@ -108,7 +108,7 @@ def _run(cli_args: list[str]) -> tuple[int, str]:
     return result.exit_code, result.stderr
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.one_of(mutated(), RAW))
 def test_any_file_validates_or_exits_2_with_one_line(tmp_path: Path, text: str) -> None:
     path = tmp_path / "fuzzed.yaml"
