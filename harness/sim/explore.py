@@ -106,6 +106,9 @@ class Exploration:
     shrink_steps: int = 0
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    cut_short: bool = False
+    """`max_seconds` passed before the search was done: a breach still shrinking then is the
+    smallest found by then (its spare faults dropped), not the smallest there is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +181,14 @@ def explore(
     finally:
         ticker.stop()
     found = Exploration(examples=sum(counts[0::3]), shrink_steps=sum(counts[1::3]))
+    found.cut_short = max_seconds is not None and time.monotonic() - started > max_seconds
+    if found.cut_short:
+        progress(
+            f"explore: stopped at --max-seconds {max_seconds:g}; a breach still shrinking then is kept "
+            "as it was"
+        )
     for scenario, failed in _distinct([breach for hunt in hunts for breach in hunt]):
-        finding = _write(scenario, failed, out, len(found.findings) + 1)
+        finding = _write(scenario, failed, out, len(found.findings) + 1, shrunk=not found.cut_short)
         found.findings.append(finding)
         progress(f"explore: breach {len(found.findings)}: {', '.join(finding.slis)} -> {finding.file}")
     found.seconds = time.monotonic() - started
@@ -385,14 +394,22 @@ def _without_spare_faults(
     return scenario, failed
 
 
-def _write(found: Scenario, failed: list[dict[str, Any]], out: Path, number: int) -> Finding:
-    """The minimal breach as a scenario file that says what it breached."""
+def _write(
+    found: Scenario, failed: list[dict[str, Any]], out: Path, number: int, shrunk: bool = True
+) -> Finding:
+    """The minimal breach as a scenario file that says what it breached (and, when the search
+    was cut short, that its timeline may not be the smallest)."""
     slis = [v["sli"] for v in failed]
     name = f"explored-{number}-{slis[0].split('{')[0].replace('_', '-')}"
     scenario = found.model_copy(update={"name": name[:64]})
     reasons = "; ".join(f"{v['sli']}: {v['reason']}" for v in failed)
+    how = (
+        "shrunk to a minimal timeline"
+        if shrunk
+        else "shrunk until --max-seconds passed, without a fault it does not need"
+    )
     description = (
-        f"Found by `chaos-harness explore` and shrunk to a minimal timeline: it breached {reasons} "
+        f"Found by `chaos-harness explore` and {how}: it breached {reasons} "
         "in simulation. Replay it for real with `chaos-harness run` on this file."
     )
     scenario = scenario.model_copy(update={"description": description})
@@ -437,6 +454,7 @@ def write_summary(found: Exploration, search: Search, out: Path, budget: int, se
         "seed": seed,
         "shrink_steps": found.shrink_steps,
         "seconds": round(found.seconds, 1),
+        "cut_short": found.cut_short,
         "policies": search.policies,
         "findings": [f.to_dict() for f in found.findings],
     }
@@ -444,8 +462,9 @@ def write_summary(found: Exploration, search: Search, out: Path, budget: int, se
     lines = [
         f"# Exploration: {len(found.findings)} minimal breach(es) in {found.examples} timelines",
         "",
-        f"Seed {seed}, budget {budget}, {found.seconds:.0f} s, {found.shrink_steps} shrink steps. "
-        f"Policies: `{json.dumps(search.policies) if search.policies else 'the defaults'}`.",
+        f"Seed {seed}, budget {budget}, {found.seconds:.0f} s, {found.shrink_steps} shrink steps"
+        + (" (stopped at --max-seconds). " if found.cut_short else ". ")
+        + f"Policies: `{json.dumps(search.policies) if search.policies else 'the defaults'}`.",
         "",
     ]
     for finding in found.findings:

@@ -3,6 +3,7 @@ found and shrunk, a breach kept in the database and tried first next time."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -57,7 +58,7 @@ def test_a_weakened_gateways_breach_is_found_shrunk_and_written_as_a_scenario(tm
     found = explore(
         search, tmp_path / "out", budget=80, seed=3, database=database, replay=False, progress=lambda _: None
     )
-    assert len(found.findings) == 1
+    assert len(found.findings) == 1 and not found.cut_short
     finding = found.findings[0]
     assert "uptime" in finding.slis
     scenario = load_scenario(finding.file)  # a valid scenario file, as written
@@ -123,3 +124,7 @@ def test_max_seconds_ends_the_shrink_too_and_the_finding_keeps_only_faults_it_ne
     assert found.shrink_steps > 0  # it was shrinking when the time ran out
     scenario = load_scenario(finding.file)
     assert len(scenario.faults) == 1, yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True))
+    # The user is told the search was cut short, and the file does not claim a minimal timeline.
+    assert found.cut_short and json.loads((tmp_path / "explore.json").read_text())["cut_short"] is True
+    assert "shrunk until --max-seconds passed" in scenario.description
+    assert "minimal timeline" not in scenario.description
