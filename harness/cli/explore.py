@@ -86,8 +86,8 @@ def explore(
     """Search fault timelines for an SLO breach of our gateway, in simulation.
 
     Each breach found is shrunk to a minimal timeline (or until --max-seconds), written as a
-    scenario file, and replayed on the real stack. Exit 0 when nothing breached, 1 on a confirmed breach (with --no-replay:
-    on any breach), 2 for bad input.
+    scenario file, and replayed on the real stack. Exit 0 when nothing breached, 1 on a
+    confirmed breach (with --no-replay: on any breach), 2 for bad input.
     """
     from pydantic import ValidationError
 

@@ -68,7 +68,7 @@ class _Breach(Exception):
 class _OutOfTime(BaseException):
     """Raised inside the Hypothesis test when `max_seconds` ends a shrink. Not an `Exception`:
     Hypothesis lets it through at once instead of shrinking it as a second failure, and the
-    smallest breach seen so far becomes the finding."""
+    smallest breach seen so far (`_size`) becomes the finding."""
 
 
 @dataclass
@@ -83,6 +83,8 @@ class Finding:
     """confirmed, not reproduced, or not replayed."""
     real_report: Path | None = None
     real_failed: list[str] = field(default_factory=list)
+    shrunk: bool = True
+    """False when `max_seconds` ended its shrink: the smallest seen by then, not the smallest."""
 
     @property
     def slis(self) -> list[str]:
@@ -93,6 +95,7 @@ class Finding:
             "file": str(self.file),
             "breached": self.failed,
             "faults": len(self.scenario.faults),
+            "shrunk": self.shrunk,
             "replay": self.replay,
             "real_breached": self.real_failed,
             "simulated_report": str(self.simulated_report) if self.simulated_report else None,
@@ -107,8 +110,8 @@ class Exploration:
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
     cut_short: bool = False
-    """`max_seconds` passed before the search was done: a breach still shrinking then is the
-    smallest found by then (its spare faults dropped), not the smallest there is."""
+    """`max_seconds` passed before the budget was spent (each finding says whether its own
+    shrink was cut: `Finding.shrunk`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +186,12 @@ def explore(
     found = Exploration(examples=sum(counts[0::3]), shrink_steps=sum(counts[1::3]))
     found.cut_short = max_seconds is not None and time.monotonic() - started > max_seconds
     if found.cut_short:
-        progress(
-            f"explore: stopped at --max-seconds {max_seconds:g}; a breach still shrinking then is kept "
-            "as it was"
-        )
-    for scenario, failed in _distinct([breach for hunt in hunts for breach in hunt]):
-        finding = _write(scenario, failed, out, len(found.findings) + 1, shrunk=not found.cut_short)
+        progress(f"explore: stopped at --max-seconds {max_seconds:g}")
+    for scenario, failed, shrunk in _distinct([breach for hunt in hunts for breach in hunt]):
+        finding = _write(scenario, failed, out, len(found.findings) + 1, shrunk=shrunk)
         found.findings.append(finding)
-        progress(f"explore: breach {len(found.findings)}: {', '.join(finding.slis)} -> {finding.file}")
+        cut = "" if shrunk else " (its shrink cut short by --max-seconds)"
+        progress(f"explore: breach {len(found.findings)}: {', '.join(finding.slis)}{cut} -> {finding.file}")
     found.seconds = time.monotonic() - started
     for finding in found.findings:
         _simulate_for_report(finding, out)
@@ -200,7 +201,14 @@ def explore(
     return found
 
 
-Breach = tuple[Scenario, list[dict[str, Any]]]
+Breach = tuple[Scenario, list[dict[str, Any]], bool]
+"""A breach's scenario, its failed verdicts, and whether its shrink ran to its end."""
+
+
+def _size(scenario: Scenario) -> tuple[int, float]:
+    """How big a breach's timeline is: fewest faults first, then shortest windows."""
+    return len(scenario.faults), sum(f.for_ for f in scenario.faults)
+
 
 _COUNTS: Any = None
 """A worker's view of the shared counters (set by `explore` before the pool forks)."""
@@ -267,12 +275,10 @@ def _distinct(breaches: list[Breach]) -> list[Breach]:
     """The smallest breach for each SLO (hunts in parallel may find the same one twice)."""
     covered: set[str] = set()
     kept = []
-    for scenario, failed in sorted(
-        breaches, key=lambda b: (len(b[0].faults), sum(f.for_ for f in b[0].faults))
-    ):
+    for scenario, failed, shrunk in sorted(breaches, key=lambda b: (_size(b[0]), not b[2])):
         slis = {v["sli"] for v in failed}
         if not slis <= covered:
-            kept.append((scenario, failed))
+            kept.append((scenario, failed, shrunk))
             covered |= slis
     return kept
 
@@ -327,8 +333,8 @@ def _search_once(
     started: float,
 ) -> Breach | None:
     """One Hypothesis search for a breach of an SLI not in `excluded`; the shrunk one or None.
-    `max_seconds` bounds the shrink too: once it has passed, the last breach seen is kept (every
-    one the shrinker finds is smaller than the one before) and the spare faults are dropped."""
+    `max_seconds` bounds the shrink too: once it has passed, the smallest breach seen is kept
+    (the shrinker also runs candidates it does not adopt) and the spare faults are dropped."""
     first: list[bool] = []
     seen: list[_Breach] = []
 
@@ -366,15 +372,18 @@ def _search_once(
     try:
         probe()
     except _Breach as breach:
-        return _without_spare_faults(search, breach.scenario, breach.failed, excluded, scratch)
+        return (*_without_spare_faults(search, breach.scenario, breach.failed, excluded, scratch), True)
     except _OutOfTime:
-        return _without_spare_faults(search, seen[-1].scenario, seen[-1].failed, excluded, scratch)
+        # Also when the time ran out in the replay Hypothesis makes after a whole shrink: the
+        # shrunk breach is then among those seen, and reported as cut short (it cannot tell).
+        smallest = min(seen, key=lambda b: _size(b.scenario))
+        return (*_without_spare_faults(search, smallest.scenario, smallest.failed, excluded, scratch), False)
     return None
 
 
 def _without_spare_faults(
     search: Search, scenario: Scenario, failed: list[dict[str, Any]], excluded: set[str], scratch: Path
-) -> Breach:
+) -> tuple[Scenario, list[dict[str, Any]]]:
     """Drop each fault the breach does not need, one at a time, until every one left is needed.
     Hypothesis shrinks the draws the timeline was made from, not the faults themselves: after a
     change to the gateway it once returned two faults where one of them alone breached the same
@@ -423,7 +432,7 @@ def _write(
         **{k: v for k, v in data.items() if k not in ("name", "description")},
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
-    return Finding(path, scenario, failed)
+    return Finding(path, scenario, failed, shrunk=shrunk)
 
 
 def _simulate_for_report(finding: Finding, out: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
@@ -58,7 +59,7 @@ def test_a_weakened_gateways_breach_is_found_shrunk_and_written_as_a_scenario(tm
     found = explore(
         search, tmp_path / "out", budget=80, seed=3, database=database, replay=False, progress=lambda _: None
     )
-    assert len(found.findings) == 1 and not found.cut_short
+    assert len(found.findings) == 1
     finding = found.findings[0]
     assert "uptime" in finding.slis
     scenario = load_scenario(finding.file)  # a valid scenario file, as written
@@ -110,7 +111,9 @@ class OneSecondASimulation(Search):
 NOW = [0.0]
 
 
-def test_max_seconds_ends_the_shrink_too_and_the_finding_keeps_only_faults_it_needs(tmp_path, monkeypatch):
+def test_max_seconds_ends_the_shrink_too_and_the_finding_keeps_only_faults_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Unbounded, this search shrinks its breach for about 130 simulations (a minute here); its
     first breach is its 8th timeline, so 11 s of one-second simulations end the shrink early."""
     monkeypatch.setattr(explore_module, "time", SimpleNamespace(monotonic=lambda: NOW[0]))
@@ -124,7 +127,8 @@ def test_max_seconds_ends_the_shrink_too_and_the_finding_keeps_only_faults_it_ne
     assert found.shrink_steps > 0  # it was shrinking when the time ran out
     scenario = load_scenario(finding.file)
     assert len(scenario.faults) == 1, yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True))
-    # The user is told the search was cut short, and the file does not claim a minimal timeline.
-    assert found.cut_short and json.loads((tmp_path / "explore.json").read_text())["cut_short"] is True
+    # The user is told the shrink was cut short, and the file does not claim a minimal timeline.
+    assert found.cut_short and not finding.shrunk
+    assert json.loads((tmp_path / "explore.json").read_text())["findings"][0]["shrunk"] is False
     assert "shrunk until --max-seconds passed" in scenario.description
     assert "minimal timeline" not in scenario.description
