@@ -9,6 +9,7 @@ from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 from .events import EventBus
+from .outcome import Outcome
 
 _SHARED_RNG = random.Random()
 """Used when no random source is injected: seeding a new one per request would cost more than
@@ -27,6 +28,7 @@ PER_ATTEMPT = (
     "attempt_ended",
     "attempt_started",
     "attempts",
+    "failover",
     "first_byte",
     "lost_race",
     "permit",
@@ -56,6 +58,7 @@ class Context:
         "clock",
         "deadline",
         "events",
+        "failover",
         "first_byte",
         "lost_race",
         "min_attempt",
@@ -102,6 +105,10 @@ class Context:
         """The attempt was cancelled because another candidate answered first (a hedge loser)."""
         self.alternatives = 0
         """Candidates the fallback can still try after this one (a retry may prefer them)."""
+        self.failover: Callable[[Context, Outcome], Awaitable[Outcome]] | None = None
+        """The rest of the fallback, set by it on the request's own context for its first
+        candidate: the attempt engine awaits it when that candidate's attempts end in failure
+        (see `_engine.attempt_with`), once, and clears it."""
 
     def fork(self, model: str | None, call: Call) -> Context:
         """A child context for one candidate: the `INHERITED` fields copied, the `PER_ATTEMPT`
@@ -128,6 +135,7 @@ class Context:
         child.soft_cap = math.inf
         child.lost_race = False
         child.alternatives = 0
+        child.failover = None
         return child
 
     def can_start_attempt(self, delay: float = 0.0) -> bool:

@@ -110,9 +110,18 @@ class Fallback:
             # A lone candidate runs on the request's own context: a fork would only copy it,
             # and its outcome is what `_one_at_a_time` would return. No frame, no fork.
             return _aimed_at(ctx, ordered[0]).run(ctx)
-        if self.plan.hedge_delay == math.inf:
+        if self.plan.hedge_delay != math.inf:
+            return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
+        first = ordered[0]
+        if not getattr(first, "honours_failover", False):
             return self._one_at_a_time(ctx, ordered)
-        return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
+        # As in `_one_at_a_time`, but with no frame of ours around the first candidate: its
+        # engine awaits the rest only when it fails (see `Context.failover`).
+        if len(ordered) > 1:
+            ctx.soft_cap = self.soft_cap(ctx, first)
+            ctx.alternatives = len(ordered) - 1
+        ctx.failover = partial(self._after_first_failed, ordered, ctx.model)
+        return _aimed_at(ctx, first).run(ctx)
 
     def soft_cap(self, ctx: Context, candidate: Candidate) -> float:
         """Seconds `candidate` may take to its first answer while others remain (inf: no cap)."""
@@ -175,6 +184,18 @@ class Fallback:
             ctx.model = own
             return await self._after_first(ctx, ordered, outcome)
         return await self._after_first(ctx, ordered, None)
+
+    def _after_first_failed(
+        self, ordered: list[Candidate], own: str | None, ctx: Context, first: Outcome
+    ) -> Awaitable[Outcome]:
+        """What `_one_at_a_time` does once its first candidate failed: the context's failover."""
+        if self.final(first):
+            first.attempts = ctx.attempts
+            return _ready(first)
+        ctx.soft_cap = math.inf
+        ctx.alternatives = 0
+        ctx.model = own
+        return self._after_first(ctx, ordered, first)
 
     async def _after_first(self, ctx: Context, ordered: list[Candidate], first: Outcome | None) -> Outcome:
         """The rest of the candidates one at a time; when every model is held (rate limited),

@@ -160,7 +160,7 @@ class Pipeline:
         outcome = await pipeline.execute(call_model, request)
     """
 
-    __slots__ = ("engine", "policies", "run", "terminal")
+    __slots__ = ("engine", "honours_failover", "policies", "run", "terminal")
 
     def __init__(self, *policies: Policy, terminal: Next | None = None) -> None:
         """`terminal` is what the innermost policy calls: one attempt by default, or e.g. a
@@ -189,6 +189,10 @@ class Pipeline:
             else "each policy in its own layer"
         )
         """Which policies the attempt engine runs in the attempt's own frame (for `describe`)."""
+        self.honours_failover = outer == 0 and terminal is None
+        """Whether `run` is the attempt engine itself, which awaits a context's `failover`
+        when its attempts fail (a fallback's rest); a layer outside it would run that rest
+        inside its own bounds."""
         self.run: Next = handler
         """Run the chain on an existing context (used when pipelines nest): the outermost
         handler itself rather than a method around it, one call less per request."""

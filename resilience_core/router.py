@@ -161,6 +161,8 @@ class ModelHandle:
         self.pipeline = Pipeline(*policies)
         self.run: Callable[[Context], Awaitable[Outcome]] = self.pipeline.run
         """One attempt sequence on this model: the pipeline's entry itself, no wrapper call."""
+        self.honours_failover = self.pipeline.honours_failover
+        """The fallback may hand its rest to this model's engine (see `Context.failover`)."""
 
     @property
     def drained(self) -> bool:
@@ -445,7 +447,7 @@ class _PoolFallback(Fallback):
             self._router.release_holds(ctx.clock.now())
         if self.kept is not None and self._kept_until <= ctx.clock.now():
             self.changed()
-        return super().run(ctx)
+        return Fallback.run(self, ctx)  # not super(): one object less per request
 
     def rest(self, ctx: Context) -> float | None:
         held = self._router.held

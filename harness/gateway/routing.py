@@ -111,16 +111,17 @@ class Routing:
         """The first group's outcome worth keeping, the upstream attempts the chain made, the
         group it came from and the chain's deadline (one budget for all of it)."""
         attempts = 0
-        outcome = Outcome(error=RuntimeError("no model tried"))
+        outcome: Outcome | None = None
         deadline = self.clock.now() + self.config.policies.deadline
         group = chain[0]
         for group in chain:
-            if self.clock.now() >= deadline:
+            if outcome is not None and self.clock.now() >= deadline:
                 break
             outcome = await self.route(group, body, deadline)
             attempts += outcome.attempts
             if outcome.ok or not worth_falling_back(outcome):
                 break
+        assert outcome is not None, "a chain names at least the requested model"
         return outcome, attempts, group, deadline
 
     async def continuation(

@@ -25,6 +25,8 @@ from resilience_core import (
     NoCandidateError,
     ParallelFallback,
     Pipeline,
+    Retry,
+    RetryConfig,
     RouterConfig,
     Sequential,
     SequentialFallback,
@@ -32,6 +34,8 @@ from resilience_core import (
     Timeout,
     Weighted,
     WeightedFallback,
+    constant,
+    stop_after_attempt,
 )
 from resilience_core.testing import FakeClock
 from tests.conftest import Scripted, error, recorded, run_on
@@ -45,6 +49,8 @@ class Model:
     share: float = 1.0
     _weight: float = 1.0
     pipeline: Pipeline = field(default_factory=Pipeline)
+    honours_failover: bool = False
+    """True: its pipeline's engine runs the fallback's rest (as a router's models do)."""
 
     def weight(self):
         return self._weight
@@ -79,6 +85,45 @@ def test_sequential_tries_by_priority_until_one_succeeds(clock):
     assert (outcome.value, outcome.model, outcome.attempts) == ("from b", "b", 2)
     assert len(c.call.calls) == 0
     assert [(e.from_model, e.to_model) for e in seen if isinstance(e, FallbackUsed)] == [("a", "b")]
+
+
+SCRIPT_ITEMS = st.sampled_from(
+    ["ok", error(503), error(500), error(400), error(429), ConnectionRefusedError()]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scripts=st.lists(st.lists(SCRIPT_ITEMS, min_size=1, max_size=3), min_size=1, max_size=4),
+    retried=st.booleans(),
+)
+def test_first_candidate_handing_its_failure_to_its_engine_changes_nothing(scripts, retried):
+    """The fallback's rest runs in the first candidate's engine when that candidate's pipeline
+    is the engine itself (`Context.failover`), or in a frame of the fallback's own: the same
+    answer, attempts, calls and fallback events either way."""
+
+    def outcome_of(honours: bool):
+        clock = FakeClock()
+        policies = (Retry(RetryConfig(stop=stop_after_attempt(2), wait=constant(0.01))),) if retried else ()
+        models = [
+            Model(
+                f"m{i}",
+                Scripted(clock, script),
+                priority=i,
+                pipeline=Pipeline(*policies),
+                honours_failover=honours,
+            )
+            for i, script in enumerate(scripts)
+        ]
+        events = EventBus()
+        seen = []
+        events.subscribe(seen.append)
+        outcome = route(clock, SequentialFallback(models), events=events)
+        moves = [(e.from_model, e.to_model) for e in seen if isinstance(e, FallbackUsed)]
+        failure = type(outcome.error).__name__ if outcome.error is not None else None
+        return outcome.value, outcome.model, outcome.attempts, failure, moves, [m.call.calls for m in models]
+
+    assert outcome_of(True) == outcome_of(False)
 
 
 def test_all_failing_reports_every_failure(clock):
