@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -64,10 +65,15 @@ def attempt_with(steps: Steps) -> Next:
     admits, settles, abandons = steps.admits, steps.settles, steps.abandons
     settle_all = tuple(settle for _, settle in settles)
     begin, again = steps.begin, steps.again
-    kept: list[Any] = [None, None, None, None]  # the last clock, loop, their watchdog, its entries
+    # The last clock, a weak reference to its loop (this cache keeps no loop alive), their
+    # watchdog and its entries: one tuple, read at once.
+    kept: list[Any] = [(None, _NO_LOOP, None, None)]
 
     async def attempt(ctx: Context) -> Outcome:
         start = ctx.attempt_started = ctx.clock.now()  # the one clock read guards and repeater share
+        failover = ctx.failover  # taken now, so a context used again later cannot run it
+        if failover is not None:
+            ctx.failover = None
         if begin is not None:
             begin(ctx, start)
         tries = 0
@@ -95,12 +101,13 @@ def attempt_with(steps: Steps) -> Next:
                         cancelling = task.cancelling()
                         expiry = partial(task.cancel)  # an identity of its own: this attempt's key
                         loop = task.get_loop()
-                        if kept[0] is ctx.clock and kept[1] is loop:
-                            watchdog, entries = kept[2], kept[3]
+                        cached = kept[0]
+                        if cached[0] is ctx.clock and cached[1]() is loop:
+                            watchdog, entries = cached[2], cached[3]
                         else:
                             watchdog = watchdog_for(ctx.clock, loop)
                             entries = watchdog.entries
-                            kept[:] = (ctx.clock, loop, watchdog, entries)
+                            kept[0] = (ctx.clock, weakref.ref(loop), watchdog, entries)
                         entries[expiry] = when  # `Watchdog.add` and `remove`, inline
                         if when < watchdog.armed_at:
                             watchdog.arm(when)
@@ -127,7 +134,9 @@ def attempt_with(steps: Steps) -> Next:
                             # consume our own cancellation so it does not hit the next await.
                             task.uncancel()
                     ctx.attempt_ended = ctx.first_byte = ctx.clock.now()
-                    if outcome.error is None and isinstance(outcome.value, Settleable):
+                    if not settle_all:
+                        pass  # no guard to tell (a started stream needs no callback either)
+                    elif outcome.error is None and isinstance(outcome.value, Settleable):
                         defer(ctx, outcome, settle_all)
                     else:  # `settle_or_defer`, inline
                         for settle in settle_all:
@@ -146,13 +155,15 @@ def attempt_with(steps: Steps) -> Next:
             await ctx.clock.sleep(delay)
             previous = outcome
             ctx.attempt_started = ctx.clock.now()
-        failover = ctx.failover
         if failover is None:
             return outcome
-        ctx.failover = None
         return await failover(ctx, outcome)
 
     return attempt
+
+
+def _NO_LOOP() -> None:
+    """What a weak reference to no loop yet gives."""
 
 
 def refused(ctx: Context, refusal: Outcome, position: int, settles: Sequence[tuple[int, Settle]]) -> None:

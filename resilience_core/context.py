@@ -107,8 +107,8 @@ class Context:
         """Candidates the fallback can still try after this one (a retry may prefer them)."""
         self.failover: Callable[[Context, Outcome], Awaitable[Outcome]] | None = None
         """The rest of the fallback, set by it on the request's own context for its first
-        candidate: the attempt engine awaits it when that candidate's attempts end in failure
-        (see `_engine.attempt_with`), once, and clears it."""
+        candidate: that candidate's attempt engine takes it (clearing it) as it starts, and
+        awaits it if the attempts end in failure (see `_engine.attempt_with`)."""
 
     def fork(self, model: str | None, call: Call) -> Context:
         """A child context for one candidate: the `INHERITED` fields copied, the `PER_ATTEMPT`

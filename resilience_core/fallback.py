@@ -96,8 +96,9 @@ class Fallback:
 
     def run(self, ctx: Context) -> Awaitable[Outcome]:
         """The outcome of the first candidate to succeed (or why none did), its `attempts` the
-        request's total. A plain function handing back the coroutine that does the work: one
-        coroutine frame less per request."""
+        request's total. A plain function handing back the coroutine that does the work (one
+        coroutine frame less per request): the candidates' order and the first one's soft cap
+        are fixed when it is called, not when the coroutine starts."""
         ordered = self.kept
         if ordered is None:
             ordered = self.candidates(ctx)

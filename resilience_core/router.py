@@ -383,7 +383,9 @@ class ModelRouter:
         `attempts` the upstream calls made for it (the fallback totals them).
 
         `deadline` (absolute, on this router's clock) is a budget the caller already holds, e.g.
-        across a chain of routers: the router's own deadline can only narrow it.
+        across a chain of routers: the router's own deadline can only narrow it. The budget,
+        the models' order and the first model's soft cap are fixed now, when it is called:
+        await it (or make it a task) at once rather than keeping it for later.
         """
         ctx = self._prototype.fork(None, _no_direct_call)
         ctx.request = request

@@ -4,7 +4,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from resilience_core import (
@@ -97,6 +97,8 @@ SCRIPT_ITEMS = st.sampled_from(
     scripts=st.lists(st.lists(SCRIPT_ITEMS, min_size=1, max_size=3), min_size=1, max_size=4),
     retried=st.booleans(),
 )
+@example(scripts=[[error(400)], ["ok"]], retried=False)  # final: the rest is never asked
+@example(scripts=[[error(503)], [error(500)], ["ok"]], retried=True)
 def test_first_candidate_handing_its_failure_to_its_engine_changes_nothing(scripts, retried):
     """The fallback's rest runs in the first candidate's engine when that candidate's pipeline
     is the engine itself (`Context.failover`), or in a frame of the fallback's own: the same
@@ -106,24 +108,41 @@ def test_first_candidate_handing_its_failure_to_its_engine_changes_nothing(scrip
         clock = FakeClock()
         policies = (Retry(RetryConfig(stop=stop_after_attempt(2), wait=constant(0.01))),) if retried else ()
         models = [
-            Model(
-                f"m{i}",
-                Scripted(clock, script),
-                priority=i,
-                pipeline=Pipeline(*policies),
-                honours_failover=honours,
-            )
+            Model(f"m{i}", Scripted(clock, script), i, pipeline=Pipeline(*policies), honours_failover=honours)
             for i, script in enumerate(scripts)
         ]
         events = EventBus()
         seen = []
         events.subscribe(seen.append)
-        outcome = route(clock, SequentialFallback(models), events=events)
-        moves = [(e.from_model, e.to_model) for e in seen if isinstance(e, FallbackUsed)]
+        fallback = SequentialFallback(models)
+
+        async def go():
+            return await fallback.run(Context({}, None, clock=clock, events=events, rng=random.Random(1)))
+
+        outcome = run_on(clock, go)
         failure = type(outcome.error).__name__ if outcome.error is not None else None
-        return outcome.value, outcome.model, outcome.attempts, failure, moves, [m.call.calls for m in models]
+        return outcome.value, outcome.model, outcome.attempts, failure, seen, [m.call.calls for m in models]
 
     assert outcome_of(True) == outcome_of(False)
+
+
+def test_a_context_used_again_does_not_run_a_fallback_it_already_finished(clock):
+    """The engine takes the failover as it starts: a first candidate that answered leaves none
+    behind for a later pipeline on the same context to run."""
+    a = Model("a", Scripted(clock, ["from a"]), honours_failover=True)
+    b = Model("b", Scripted(clock, ["from b"]), priority=1, honours_failover=True)
+    fallback = SequentialFallback([a, b])
+    down = Scripted(clock, [error(503)])
+
+    async def go():
+        ctx = Context({}, None, clock=clock)
+        first = await fallback.run(ctx)
+        ctx.call = down
+        return first, await Pipeline().run(ctx)
+
+    first, again = run_on(clock, go)
+    assert (first.value, first.model) == ("from a", "a")
+    assert again.error.status == 503 and b.call.calls == []
 
 
 def test_all_failing_reports_every_failure(clock):

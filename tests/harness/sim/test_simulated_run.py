@@ -52,10 +52,16 @@ def test_the_same_scenario_and_seed_give_the_same_run_byte_for_byte(tmp_path: Pa
         with log.open("w") as stderr:
             runs[out] = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env), log)
     folders = []
-    for out, (process, log) in runs.items():
-        assert process.wait(timeout=300) in (0, 1), log.read_text()[-3000:]
-        (folder,) = out.iterdir()
-        folders.append(folder)
+    try:
+        for out, (process, log) in runs.items():
+            assert process.wait(timeout=300) in (0, 1), log.read_text()[-3000:]
+            (folder,) = out.iterdir()
+            folders.append(folder)
+    finally:  # a failed first run leaves no second one behind
+        for process, _ in runs.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     for variant in ("resilient", "control"):
         for name in FILES:
             first = (folders[0] / variant / name).read_bytes()
