@@ -134,13 +134,12 @@ def attempt_with(steps: Steps) -> Next:
                             # consume our own cancellation so it does not hit the next await.
                             task.uncancel()
                     ctx.attempt_ended = ctx.first_byte = ctx.clock.now()
-                    if not settle_all:
-                        pass  # no guard to tell (a started stream needs no callback either)
-                    elif outcome.error is None and isinstance(outcome.value, Settleable):
-                        defer(ctx, outcome, settle_all)
-                    else:  # `settle_or_defer`, inline
-                        for settle in settle_all:
-                            settle(ctx, outcome, True)
+                    if settle_all:  # `settle_or_defer`, inline (no guard: no stream callback either)
+                        if outcome.error is None and isinstance(outcome.value, Settleable):
+                            defer(ctx, outcome, settle_all)
+                        else:
+                            for settle in settle_all:
+                                settle(ctx, outcome, True)
             if outcome.error is None:
                 return outcome
             if again is None:
@@ -194,6 +193,7 @@ def settle_or_defer(ctx: Context, outcome: Outcome, settles: Sequence[Settle]) -
 
 
 def defer(ctx: Context, outcome: Outcome, settles: Sequence[Settle]) -> None:
+    """Have a started stream settle the guards when it ends (see `settle_or_defer`)."""
     assert isinstance(outcome.value, Settleable)
     outcome.value.on_settled(partial(_settle_late, ctx, outcome, settles))
 

@@ -110,7 +110,8 @@ class Fallback:
         if len(ordered) == 1 and not self.waits_out_holds:
             # A lone candidate runs on the request's own context: a fork would only copy it,
             # and its outcome is what `_one_at_a_time` would return. No frame, no fork.
-            return _aimed_at(ctx, ordered[0]).run(ctx)
+            self._aim_first(ctx, ordered)
+            return ordered[0].run(ctx)
         if self.plan.hedge_delay != math.inf:
             return self._hedged_counted(ctx, ordered, self.plan.hedge_delay)
         first = ordered[0]
@@ -118,11 +119,8 @@ class Fallback:
             return self._one_at_a_time(ctx, ordered)
         # As in `_one_at_a_time`, but with no frame of ours around the first candidate: its
         # engine awaits the rest only when it fails (see `Context.failover`).
-        if len(ordered) > 1:
-            ctx.soft_cap = self.soft_cap(ctx, first)
-            ctx.alternatives = len(ordered) - 1
-        ctx.failover = partial(self._after_first_failed, ordered, ctx.model)
-        return _aimed_at(ctx, first).run(ctx)
+        ctx.failover = partial(self._after_first_failed, ordered, self._aim_first(ctx, ordered))
+        return first.run(ctx)
 
     def soft_cap(self, ctx: Context, candidate: Candidate) -> float:
         """Seconds `candidate` may take to its first answer while others remain (inf: no cap)."""
@@ -172,24 +170,32 @@ class Fallback:
         # The first candidate runs on the request's own context, as a lone one does: most
         # requests never need a second, so they pay for no fork, no loop and no bookkeeping.
         if ordered:
-            own = ctx.model
-            if len(ordered) > 1:
-                ctx.soft_cap = self.soft_cap(ctx, ordered[0])
-                ctx.alternatives = len(ordered) - 1
-            outcome = await _aimed_at(ctx, ordered[0]).run(ctx)
-            if outcome.error is None or self.final(outcome):
+            own = self._aim_first(ctx, ordered)
+            outcome = await ordered[0].run(ctx)
+            if outcome.error is None:
                 outcome.attempts = ctx.attempts
                 return outcome
-            ctx.soft_cap = math.inf
-            ctx.alternatives = 0
-            ctx.model = own
-            return await self._after_first(ctx, ordered, outcome)
+            return await self._after_first_failed(ordered, own, ctx, outcome)
         return await self._after_first(ctx, ordered, None)
+
+    def _aim_first(self, ctx: Context, ordered: list[Candidate]) -> str | None:
+        """Point the request's own context at the first candidate, capped while others remain;
+        the model it named before, for `_after_first_failed` to put back."""
+        own = ctx.model
+        first = ordered[0]
+        if len(ordered) > 1:
+            ctx.soft_cap = self.soft_cap(ctx, first)
+            ctx.alternatives = len(ordered) - 1
+        ctx.model = first.name  # what `Context.fork` would give a child, without the copy
+        ctx.call = first.call
+        ctx.attempt_deadline = math.inf
+        return own
 
     def _after_first_failed(
         self, ordered: list[Candidate], own: str | None, ctx: Context, first: Outcome
     ) -> Awaitable[Outcome]:
-        """What `_one_at_a_time` does once its first candidate failed: the context's failover."""
+        """The first candidate failed: a final outcome is the answer, else the rest are tried
+        (awaited by `_one_at_a_time`, or by the candidate's engine as the context's failover)."""
         if self.final(first):
             first.attempts = ctx.attempts
             return _ready(first)
@@ -412,11 +418,3 @@ def _all_failed(
 
 async def _ready(outcome: Outcome) -> Outcome:
     return outcome
-
-
-def _aimed_at(ctx: Context, candidate: Candidate) -> Candidate:
-    """Point the request's own context at `candidate` (what `Context.fork` would give a child)."""
-    ctx.model = candidate.name
-    ctx.call = candidate.call
-    ctx.attempt_deadline = math.inf
-    return candidate
