@@ -10,7 +10,7 @@ import base64
 from html import escape
 from typing import Any
 
-from reports.markdown import SIMULATED_NOTE, exercised_lines, verdict_rows
+from reports.markdown import SIMULATED_NOTE, exercised_lines, fault_time, verdict_rows
 from reports.slo import show
 
 STYLE = """
@@ -66,9 +66,9 @@ def _fault_table(results: dict[str, Any]) -> str:
             f'<td class="num">{r["start"]:.1f}-{r["end"]:.1f} s</td>'
             f"<td>{'yes' if r.get('exercised', True) else '<span class=warn>NO</span>'}</td>"
             f'<td class="muted">{escape(r.get("exercised_basis", ""))}</td>'
-            f'<td class="num">{escape(_fault_time(r, "time_to_detect_s", "detect_basis"))}</td>'
+            f'<td class="num">{escape(fault_time(r, "time_to_detect_s", "detect_basis", "n/a"))}</td>'
             f'<td class="muted">{escape(r["detect_basis"])}</td>'
-            f'<td class="num">{escape(_fault_time(r, "recovery_time_s", "recovery_basis"))}</td>'
+            f'<td class="num">{escape(fault_time(r, "recovery_time_s", "recovery_basis", "n/a"))}</td>'
             f'<td class="muted">{escape(r["recovery_basis"])}</td></tr>'
             for r in variant["faults"]
         )
@@ -93,10 +93,6 @@ def _fault_table(results: dict[str, Any]) -> str:
             f"<th>configured</th><th>observed</th><th>sample</th><th>how</th></tr>{rows}</table>"
         )
     return "".join(blocks) or '<p class="muted">No faults: a reference run.</p>'
-
-
-def _fault_time(row: dict[str, Any], key: str, basis: str) -> str:
-    return "n/a" if row.get(basis, "").startswith("n/a") else show(key, row[key])
 
 
 def _truth_table(results: dict[str, Any]) -> str:

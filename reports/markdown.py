@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reports.sli import AT_LEAST
 from reports.slo import show
 
 MARK = {"pass": "✅ pass", "fail": "❌ FAIL", "inconclusive": "🟡 inconclusive", "skipped": "⚪ skipped"}
@@ -73,8 +74,8 @@ def render(results: dict[str, Any], report_path: str | None = None) -> str:
         ]
         for row in faults:
             met = "yes" if row.get("exercised", True) else "NO"
-            detect = _time(row, "time_to_detect_s", "detect_basis")
-            recover = _time(row, "recovery_time_s", "recovery_basis")
+            detect = fault_time(row, "time_to_detect_s", "detect_basis")
+            recover = fault_time(row, "recovery_time_s", "recovery_basis")
             lines.append(
                 f"| {row['fault']} | {row['model']} | {row['kind']} | {met} | {detect} | {recover} |"
             )
@@ -87,10 +88,12 @@ def render(results: dict[str, Any], report_path: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _time(row: dict[str, Any], key: str, basis: str) -> str:
-    if row.get(basis, "").startswith("n/a"):
-        return "n/a (not exercised)"
-    return show(key, row[key])
+def fault_time(row: dict[str, Any], key: str, basis: str, not_met: str = "n/a (not exercised)") -> str:
+    """A per-fault time as a reader should take it: `>=` marks a lower bound (see `AT_LEAST`)."""
+    how = row.get(basis, "")
+    if how.startswith("n/a"):
+        return not_met
+    return f">= {show(key, row[key])}" if how.startswith(AT_LEAST) else show(key, row[key])
 
 
 def exercised_lines(results: dict[str, Any]) -> list[str]:

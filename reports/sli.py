@@ -42,6 +42,8 @@ STALL_MS = 1000.0
 """A stream whose longest gap between content events reaches a second stalled for its reader."""
 LEAD_IN = 2.0
 """Seconds before a `down` fault in which traffic to the model means the outage was met."""
+AT_LEAST = "at least"
+"""How a recovery basis starts when its figure is a lower bound (the model went down again)."""
 
 
 def between(records: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
@@ -277,24 +279,41 @@ def baseline_shares(counts: pd.DataFrame, plan: PhasePlan, outcome: str | None) 
 
 
 def recovery_time(
-    counts: pd.DataFrame, plan: PhasePlan, window: FaultWindow, model: str, horizon: float
+    counts: pd.DataFrame,
+    plan: PhasePlan,
+    window: FaultWindow,
+    model: str,
+    horizon: float,
+    next_fault: FaultWindow | None = None,
 ) -> tuple[float | None, str]:
     """Seconds from the fault's end until the model gets >= 90 % of its baseline share again.
 
     Endpoint-side counts of successful answers in 1 s windows, starting with the second the
     fault ends in, so the answer is exact to the window resolution. A model with no baseline
     share has nothing to recover (0). None when it never recovered before the run ended.
+
+    When `next_fault` (the model's next fault) begins first, the model could not be back
+    before it: counting on through that outage would charge the system under test for the
+    scenario's own timeline (and for not slamming a flapping model each time it returns). The
+    figure is then the time it had, a lower bound (basis `AT_LEAST`): it still fails a target
+    shorter than that gap, and the model's last fault carries the measured recovery.
     """
     answered = float(baseline_counts(counts, plan, "ok").get(model, 0.0))
     if answered <= NO_SHARE_ANSWERS:
         return 0.0, f"no baseline share to restore ({answered:.0f} answers in the baseline)"
     expected = float(baseline_shares(counts, plan, "ok").get(model, 0.0))
     shares = per_second_shares(counts, "ok")
-    for second in range(math.floor(window.end), math.ceil(horizon)):
+    until = horizon if next_fault is None else min(horizon, next_fault.start)
+    for second in range(math.floor(window.end), math.ceil(until)):
         if second in shares.index and model in shares.columns:
             share = shares.at[second, model]
             if not np.isnan(share) and share >= RECOVERED_SHARE * expected:
                 return max(0.0, second - window.end), "endpoint counts"
+    if next_fault is not None and next_fault.start < horizon:
+        return (
+            max(0.0, next_fault.start - window.end),
+            f"{AT_LEAST} s: fault {next_fault.index} took the model down again before it got its share back",
+        )
     return None, "did not get its share back before the run ended"
 
 
@@ -409,9 +428,45 @@ def exercised(variant: VariantData, window: FaultWindow, model: str) -> tuple[bo
 def fault_table(variant: VariantData) -> list[dict[str, Any]]:
     """Per fault and model: whether it was exercised, time to detect and recovery time (n/a
     when not exercised), with how each was measured."""
-    rows = []
     horizon = variant.plan.end + 1
+    met = _met_faults(variant)
+    rows = []
+    for position, (window, model, exercised_it, met_basis) in enumerate(met):
+        if exercised_it:
+            detect, detect_basis = time_to_detect(variant, window, model)
+            # Only an outage the system under test met again cuts this one's recovery short: one
+            # it kept the model out through is part of the outage it never recovered from.
+            later = (
+                w for w, m, hit, _ in met[position + 1 :] if m == model and hit and w.start >= window.end
+            )
+            recover, recover_basis = recovery_time(
+                variant.endpoint_counts, variant.plan, window, model, horizon, next(later, None)
+            )
+        else:
+            detect, detect_basis = None, "n/a: not exercised"
+            recover, recover_basis = None, "n/a: not exercised"
+        rows.append(
+            {
+                "fault": window.index,
+                "model": model,
+                "kind": window.kind,
+                "start": window.start,
+                "end": window.end,
+                "exercised": exercised_it,
+                "exercised_basis": met_basis,
+                "time_to_detect_s": detect,
+                "detect_basis": detect_basis,
+                "recovery_time_s": recover,
+                "recovery_basis": recover_basis,
+            }
+        )
+    return sorted(rows, key=lambda row: row["fault"])
+
+
+def _met_faults(variant: VariantData) -> list[tuple[FaultWindow, str, bool, str]]:
+    """Each fault and model in start order, whether the system under test met it, and why."""
     last_met: dict[str, FaultWindow] = {}
+    faults = []
     for window in sorted(variant.windows, key=lambda w: w.start):
         for model in window.models:
             met, met_basis = exercised(variant, window, model)
@@ -426,29 +481,8 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
                 )
             if met:
                 last_met[model] = window
-                detect, detect_basis = time_to_detect(variant, window, model)
-                recover, recover_basis = recovery_time(
-                    variant.endpoint_counts, variant.plan, window, model, horizon
-                )
-            else:
-                detect, detect_basis = None, "n/a: not exercised"
-                recover, recover_basis = None, "n/a: not exercised"
-            rows.append(
-                {
-                    "fault": window.index,
-                    "model": model,
-                    "kind": window.kind,
-                    "start": window.start,
-                    "end": window.end,
-                    "exercised": met,
-                    "exercised_basis": met_basis,
-                    "time_to_detect_s": detect,
-                    "detect_basis": detect_basis,
-                    "recovery_time_s": recover,
-                    "recovery_basis": recover_basis,
-                }
-            )
-    return sorted(rows, key=lambda row: row["fault"])
+            faults.append((window, model, met, met_basis))
+    return faults
 
 
 def with_ground_truth(variant: VariantData) -> pd.DataFrame:
