@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.sli import AT_LEAST
 from reports.slo import show
 
 MARK = {"pass": "✅ pass", "fail": "❌ FAIL", "inconclusive": "🟡 inconclusive", "skipped": "⚪ skipped"}
@@ -89,11 +88,7 @@ def render(results: dict[str, Any], report_path: str | None = None) -> str:
 
 
 def fault_time(row: dict[str, Any], key: str, basis: str, not_met: str = "n/a (not exercised)") -> str:
-    """A per-fault time as a reader should take it: `>=` marks a lower bound (see `AT_LEAST`)."""
-    how = row.get(basis, "")
-    if how.startswith("n/a"):
-        return not_met
-    return f">= {show(key, row[key])}" if how.startswith(AT_LEAST) else show(key, row[key])
+    return not_met if row.get(basis, "").startswith("n/a") else show(key, row[key])
 
 
 def exercised_lines(results: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ had to be made it is written in the docstring.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,6 @@ STALL_MS = 1000.0
 """A stream whose longest gap between content events reaches a second stalled for its reader."""
 LEAD_IN = 2.0
 """Seconds before a `down` fault in which traffic to the model means the outage was met."""
-AT_LEAST = "at least"
-"""How a recovery basis starts when its figure is a lower bound (the model went down again)."""
 
 
 def between(records: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
@@ -284,37 +283,49 @@ def recovery_time(
     window: FaultWindow,
     model: str,
     horizon: float,
-    next_fault: FaultWindow | None = None,
+    later: Sequence[FaultWindow] = (),
 ) -> tuple[float | None, str]:
-    """Seconds from the fault's end until the model gets >= 90 % of its baseline share again.
+    """Seconds from the end of the model's outage until it gets >= 90 % of its baseline share
+    again.
 
     Endpoint-side counts of successful answers in 1 s windows, starting with the second the
-    fault ends in, so the answer is exact to the window resolution. A model with no baseline
+    outage ends in, so the answer is exact to the window resolution. A model with no baseline
     share has nothing to recover (0). None when it never recovered before the run ended.
 
-    When `next_fault` (the model's next fault) begins first, the model could not be back
-    before it: counting on through that outage would charge the system under test for the
-    scenario's own timeline (and for not slamming a flapping model each time it returns). The
-    figure is then the time it had, a lower bound (basis `AT_LEAST`): it still fails a target
-    shorter than that gap, and the model's last fault carries the measured recovery.
+    The outage is the fault, plus each of the model's `later` faults that took it down again
+    (kind `down`) before it got its share back: while the model is down nobody can give it
+    traffic, and counting through that would charge the scenario's timeline (and not slamming
+    a flapping model each time it returns) to the system under test. Whether the system under
+    test kept the model out between them or began to restore it, the clock starts when the
+    model was last back up; other kinds of fault do not stop it.
     """
     answered = float(baseline_counts(counts, plan, "ok").get(model, 0.0))
     if answered <= NO_SHARE_ANSWERS:
         return 0.0, f"no baseline share to restore ({answered:.0f} answers in the baseline)"
     expected = float(baseline_shares(counts, plan, "ok").get(model, 0.0))
     shares = per_second_shares(counts, "ok")
-    until = horizon if next_fault is None else min(horizon, next_fault.start)
-    for second in range(math.floor(window.end), math.ceil(until)):
-        if second in shares.index and model in shares.columns:
-            share = shares.at[second, model]
-            if not np.isnan(share) and share >= RECOVERED_SHARE * expected:
-                return max(0.0, second - window.end), "endpoint counts"
-    if next_fault is not None and next_fault.start < horizon:
-        return (
-            max(0.0, next_fault.start - window.end),
-            f"{AT_LEAST} s: fault {next_fault.index} took the model down again before it got its share back",
-        )
-    return None, "did not get its share back before the run ended"
+
+    def back(since: float, until: float) -> float | None:
+        for second in range(math.floor(since), math.ceil(until)):
+            if second in shares.index and model in shares.columns:
+                share = shares.at[second, model]
+                if not np.isnan(share) and share >= RECOVERED_SHARE * expected:
+                    return max(0.0, second - since)
+        return None
+
+    outage = window
+    for fault in later:
+        if fault.kind != "down" or fault.end <= outage.end or fault.start >= horizon:
+            continue
+        if fault.start > outage.end and back(outage.end, fault.start) is not None:
+            break
+        outage = fault
+    seconds = back(outage.end, horizon)
+    if seconds is None:
+        return None, "did not get its share back before the run ended"
+    if outage is window:
+        return seconds, "endpoint counts"
+    return seconds, f"endpoint counts, from the end of fault {outage.index} (down again before it was back)"
 
 
 def time_to_detect(variant: VariantData, window: FaultWindow, model: str) -> tuple[float | None, str]:
@@ -434,13 +445,9 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
     for position, (window, model, exercised_it, met_basis) in enumerate(met):
         if exercised_it:
             detect, detect_basis = time_to_detect(variant, window, model)
-            # Only an outage the system under test met again cuts this one's recovery short: one
-            # it kept the model out through is part of the outage it never recovered from.
-            later = (
-                w for w, m, hit, _ in met[position + 1 :] if m == model and hit and w.start >= window.end
-            )
+            later = [w for w, m, _, _ in met[position + 1 :] if m == model]
             recover, recover_basis = recovery_time(
-                variant.endpoint_counts, variant.plan, window, model, horizon, next(later, None)
+                variant.endpoint_counts, variant.plan, window, model, horizon, later
             )
         else:
             detect, detect_basis = None, "n/a: not exercised"
