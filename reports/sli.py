@@ -283,21 +283,22 @@ def recovery_time(
     window: FaultWindow,
     model: str,
     horizon: float,
-    later: Sequence[FaultWindow] = (),
+    others: Sequence[FaultWindow] = (),
 ) -> tuple[float | None, str]:
-    """Seconds from the end of the model's outage until it gets >= 90 % of its baseline share
-    again.
+    """Seconds the model was up without its share back: from the end of its outage until it
+    gets >= 90 % of its baseline share again.
 
     Endpoint-side counts of successful answers in 1 s windows, starting with the second the
     outage ends in, so the answer is exact to the window resolution. A model with no baseline
     share has nothing to recover (0). None when it never recovered before the run ended.
 
-    The outage is the fault, plus each of the model's `later` faults that took it down again
-    (kind `down`) before it got its share back: while the model is down nobody can give it
-    traffic, and counting through that would charge the scenario's timeline (and not slamming
-    a flapping model each time it returns) to the system under test. Whether the system under
-    test kept the model out between them or began to restore it, the clock starts when the
-    model was last back up; other kinds of fault do not stop it.
+    The outage is the fault, with each of the model's `others` faults of kind `down` that
+    overlaps it or begins before the model got its share back: while the model is down nobody
+    can give it traffic, and counting through that would charge the scenario's timeline (and
+    not slamming a flapping model each time it returns) to the system under test. The time it
+    was up between two such outages still counts: the figure is the longest stretch the model
+    was up without its share, between them or after the last. Other kinds of fault do not stop
+    the clock.
     """
     answered = float(baseline_counts(counts, plan, "ok").get(model, 0.0))
     if answered <= NO_SHARE_ANSWERS:
@@ -313,19 +314,24 @@ def recovery_time(
                     return max(0.0, second - since)
         return None
 
-    outage = window
-    for fault in later:
-        if fault.kind != "down" or fault.end <= outage.end or fault.start >= horizon:
+    outage, up_between = window, 0.0
+    for fault in sorted(others, key=lambda w: w.start):
+        if fault.kind != "down" or fault.end <= outage.end:
             continue
-        if fault.start > outage.end and back(outage.end, fault.start) is not None:
-            break
+        if fault.start > outage.end:
+            if back(outage.end, fault.start) is not None:
+                break
+            up_between = max(up_between, fault.start - outage.end)
         outage = fault
     seconds = back(outage.end, horizon)
     if seconds is None:
         return None, "did not get its share back before the run ended"
     if outage is window:
         return seconds, "endpoint counts"
-    return seconds, f"endpoint counts, from the end of fault {outage.index} (down again before it was back)"
+    return max(seconds, up_between), (
+        f"endpoint counts: down again until the end of fault {outage.index} before it was back, "
+        f"{seconds:g} s after that, up {up_between:g} s at most between"
+    )
 
 
 def time_to_detect(variant: VariantData, window: FaultWindow, model: str) -> tuple[float | None, str]:
@@ -442,12 +448,12 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
     horizon = variant.plan.end + 1
     met = _met_faults(variant)
     rows = []
-    for position, (window, model, exercised_it, met_basis) in enumerate(met):
+    for window, model, exercised_it, met_basis in met:
         if exercised_it:
             detect, detect_basis = time_to_detect(variant, window, model)
-            later = [w for w, m, _, _ in met[position + 1 :] if m == model]
+            others = [w for w, m, _, _ in met if m == model and w is not window]
             recover, recover_basis = recovery_time(
-                variant.endpoint_counts, variant.plan, window, model, horizon, later
+                variant.endpoint_counts, variant.plan, window, model, horizon, others
             )
         else:
             detect, detect_basis = None, "n/a: not exercised"

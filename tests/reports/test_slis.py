@@ -177,14 +177,15 @@ def test_a_model_that_flaps_recovers_from_when_it_was_last_back_up(tmp_path):
     back a small share (the restoration ramp, as the scenario asks), and the first outage's
     recovery ran on through the two that followed, so the gateway that would not slam a
     flapping model read 8-12 s where it took 4 s after the last outage. While the model is
-    down nobody can give it traffic: the clock starts when it was last back up."""
+    down nobody can give it traffic: those seconds are not charged, the ones it was up are."""
     # Back for the last 0.4 s before each next outage: met again, never 90 % of a second's share.
     flapping = _outages(tmp_path / "run", [10.0, 14.0, 18.0], [(10.0, 13.6), (14.0, 17.6), (18.0, 23.0)])
     assert [row["exercised"] for row in flapping["faults"]] == [True, True, True]
     first, second, last = flapping["faults"]
     for row in (first, second, last):
         assert row["recovery_time_s"] == pytest.approx(4.0, abs=1.0)
-    assert "from the end of fault 2" in first["recovery_basis"]
+    assert "until the end of fault 2" in first["recovery_basis"]
+    assert "up 3 s at most between" in first["recovery_basis"]
     assert last["recovery_basis"] == "endpoint counts"
     assert flapping["recovery_time_s"] == pytest.approx(4.0, abs=1.0)
 
@@ -192,11 +193,20 @@ def test_a_model_that_flaps_recovers_from_when_it_was_last_back_up(tmp_path):
 @pytest.mark.parametrize("gap", [2.0, 3.0])
 def test_a_model_kept_out_through_its_flaps_recovers_from_the_last_and_no_sooner(tmp_path, gap):
     """Kept out through every flap (met again or not: with a gap of LEAD_IN the later flaps
-    count as met): the clock still starts at the last outage's end, and runs to when the
-    model was really back (35 s later here: over the 30 s target)."""
+    count as met): the clock still runs to when the model was really back, 35 s after the
+    last outage here (over the 30 s target)."""
     starts = [10.0, 11.0 + gap, 12.0 + 2 * gap]
     kept_out = _outages(tmp_path / "run", starts, [(10.0, starts[-1] + 36.0)])
     assert kept_out["recovery_time_s"] == pytest.approx(35.0, abs=1.0)
+
+
+def test_a_model_up_long_before_its_next_outage_is_charged_for_that_time(tmp_path):
+    """Up from 11 s, given back a moment before it went down again at 50 s (so that outage was
+    met), back for good 4 s after it: 39 s up without its share, over the 30 s target."""
+    apart = _outages(tmp_path / "run", [10.0, 50.0], [(10.0, 49.6), (50.0, 55.0)])
+    assert [row["exercised"] for row in apart["faults"]] == [True, True]
+    assert apart["faults"][0]["recovery_time_s"] == pytest.approx(39.0, abs=1.0)
+    assert apart["recovery_time_s"] == pytest.approx(39.0, abs=1.0)
 
 
 def test_only_a_model_going_down_again_moves_the_clock(tmp_path):
@@ -213,15 +223,30 @@ def test_only_a_model_going_down_again_moves_the_clock(tmp_path):
     assert second["recovery_time_s"] == pytest.approx(2.0, abs=1.0)
 
 
-def test_overlapping_outages_of_one_model_end_when_the_last_one_does(tmp_path):
-    windows = [
-        {"fault": 0, "start": 10.0, "end": 14.0, "models": ["model-0"], "kind": "down", "detail": None},
-        {"fault": 1, "start": 12.0, "end": 18.0, "models": ["model-0"], "kind": "down", "detail": None},
+def _windows(model_faults: list[tuple[float, float, str]]) -> list[dict]:
+    return [
+        {"fault": i, "start": start, "end": end, "models": ["model-0"], "kind": kind, "detail": None}
+        for i, (start, end, kind) in enumerate(model_faults)
     ]
-    phases = {"warmup": 2.0, "baseline": 8.0, "faults": 8.0, "recovery": 10.0}
-    resilient = Variant(duration=28.0, down=[(10.0, 21.0)])
-    overlapping = slis_of(write_run(tmp_path / "run", [resilient], phases=phases, windows=windows))
-    assert [row["recovery_time_s"] for row in overlapping["faults"]] == [
-        pytest.approx(3.0, abs=1.0),
-        pytest.approx(3.0, abs=1.0),
-    ]
+
+
+@pytest.mark.parametrize(
+    ("faults", "back_at", "expected"),
+    [
+        # Overlapping outages: both end when the later one does.
+        ([(10.0, 14.0, "down"), (12.0, 18.0, "down")], 21.0, [3.0, 3.0]),
+        # One inside another: the inner one's end does not pull the outer one's clock back.
+        ([(10.0, 20.0, "down"), (12.0, 14.0, "down")], 23.0, [3.0, 3.0]),
+        # Begun together: the shorter one ends when the longer does.
+        ([(10.0, 20.0, "down"), (10.0, 12.0, "down")], 23.0, [3.0, 3.0]),
+        # A slow spell inside an outage that began first: the model was down until 20 s.
+        ([(10.0, 20.0, "down"), (14.0, 16.0, "latency")], 23.0, [3.0, 3.0]),
+    ],
+)
+def test_a_model_down_in_several_faults_at_once_recovers_from_the_end_of_the_last(
+    tmp_path, faults, back_at, expected
+):
+    phases = {"warmup": 2.0, "baseline": 8.0, "faults": 10.0, "recovery": 10.0}
+    resilient = Variant(duration=30.0, down=[(10.0, back_at)])
+    slis = slis_of(write_run(tmp_path / "run", [resilient], phases=phases, windows=_windows(faults)))
+    assert [row["recovery_time_s"] for row in slis["faults"]] == [pytest.approx(e, abs=1.0) for e in expected]
