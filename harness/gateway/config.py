@@ -180,7 +180,10 @@ class BreakerPolicy(Strict):
 
 class RestorationPolicy(Strict):
     steps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
-    hold: float = Field(1.0, ge=0)
+    hold: float = Field(0.5, ge=0)
+    """Seconds at each step. At 1 s a model back from a 2 s flap was still climbing when it
+    went down again, and got its share back 4 s after its last flap (LiteLLM, which slams it,
+    2 s); half a second keeps the staircase and makes that 2 s."""
 
     def to_core(self) -> RestorationConfig:
         return RestorationConfig(self.steps, self.hold)
