@@ -33,6 +33,10 @@ class Cell:
     breached: tuple[str, ...]
     figures: dict[str, float | None]
     simulated: bool
+    ejected: bool = True
+    """Whether the system took a faulty model out of traffic at any fault. One that never did
+    reads a recovery near 0 (the model's answers come back the moment the fault ends), paid
+    for in failed answers or slow ones: the table says so beside the figure."""
 
 
 def cells(run_dirs: list[Path], labels: dict[str, str] | None = None) -> list[Cell]:
@@ -57,6 +61,7 @@ def cells(run_dirs: list[Path], labels: dict[str, str] | None = None) -> list[Ce
                     breached=_breached(data),
                     figures={sli: _figure(data, sli) for sli in KEY_SLIS},
                     simulated=simulated,
+                    ejected=_ejected(data),
                 )
             )
     return found
@@ -70,6 +75,11 @@ def _breached(variant: dict[str, Any]) -> tuple[str, ...]:
     if unmet:
         found.append(f"{len(unmet)} fault(s) not exercised")
     return tuple(found)
+
+
+def _ejected(variant: dict[str, Any]) -> bool:
+    faults = variant.get("faults") or []
+    return not faults or any(f.get("time_to_detect_s") is not None for f in faults)
 
 
 def _figure(variant: dict[str, Any], sli: str) -> float | None:
@@ -88,12 +98,21 @@ def _grid(found: list[Cell]) -> tuple[list[str], list[str], dict[tuple[str, str]
 
 def _summary(cell: Cell) -> str:
     figures = ", ".join(
-        f"{KEY_SLIS[name]} {show(name.split('{')[0], value) if name != 'cpu_s_per_1000' else f'{value:.2f}'}"
+        f"{KEY_SLIS[name]} {_shown(cell, name, value)}"
         for name, value in cell.figures.items()
         if value is not None
     )
     verdict = "pass" if cell.passed else "FAIL (" + ", ".join(cell.breached) + ")"
     return f"{verdict}; {figures}"
+
+
+def _shown(cell: Cell, name: str, value: float) -> str:
+    if name == "cpu_s_per_1000":
+        return f"{value:.2f}"
+    text = show(name.split("{")[0], value)
+    if name == "recovery_time_s" and not cell.ejected:
+        return f"{text} (never took the model out)"
+    return text
 
 
 def markdown(found: list[Cell]) -> str:
@@ -145,7 +164,10 @@ def html(found: list[Cell]) -> str:
 def _legend(found: list[Cell]) -> str:
     note = (
         "Each cell: the verdict against the scenario's SLOs (breached SLOs named), then uptime, failure "
-        "impact, recovery time, p99 inside fault windows and CPU seconds per 1,000 requests where measured."
+        "impact, recovery time, p99 inside fault windows and CPU seconds per 1,000 requests where measured. "
+        "A recovery marked 'never took the model out' is a system's that kept sending requests to the "
+        "faulty model: its answers come back the moment the fault ends, and what that cost during the "
+        "fault is in the uptime, impact and p99 beside it."
     )
     if any(c.simulated for c in found):
         note += " Some runs were simulated (virtual time): their latencies and CPU are not real."

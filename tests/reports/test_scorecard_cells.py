@@ -26,3 +26,32 @@ def test_a_fault_the_system_never_met_is_named_in_its_cell(tmp_path: Path):
     assert cell.system == "litellm" and not cell.passed
     assert cell.breached == ("1 fault(s) not exercised",)
     assert "FAIL (1 fault(s) not exercised)" in markdown([cell])
+
+
+def test_a_recovery_without_ejection_says_so(tmp_path: Path):
+    """LiteLLM read 1.0 s on stream-cut against our 2.0 s because it never stopped sending
+    requests to the cutting model (42 % of them failed): the bare figure read as a win."""
+
+    def variant(detected: float | None) -> dict:
+        return {
+            "passed": True,
+            "verdicts": [],
+            "slis": {"recovery_time_s": 1.0},
+            "phases": {},
+            "faults": [{"time_to_detect_s": None}, {"time_to_detect_s": detected}],
+        }
+
+    results = {
+        "scenario": "stream-cut",
+        "simulated": False,
+        "variants": {"external": variant(None), "resilient": variant(0.2)},
+    }
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    kept, ejected = cells([tmp_path])
+    assert not kept.ejected and ejected.ejected
+    table = markdown([kept, ejected])
+    assert table.count("(never took the model out)") == 1
+    [row] = [line for line in table.splitlines() if line.startswith("| stream-cut")]
+    external, resilient = row.split("|")[2:4]
+    assert "recovery 1.0 s (never took the model out)" in external
+    assert "recovery 1.0 s" in resilient and "never" not in resilient
