@@ -33,10 +33,11 @@ class Cell:
     breached: tuple[str, ...]
     figures: dict[str, float | None]
     simulated: bool
-    ejected: bool = True
-    """Whether the system took a faulty model out of traffic at any fault. One that never did
-    reads a recovery near 0 (the model's answers come back the moment the fault ends), paid
-    for in failed answers or slow ones: the table says so beside the figure."""
+    kept_sending: bool = False
+    """The endpoints saw the system send each faulty model its share of requests through every
+    fault (it never took one out). Such a system reads a recovery near 0 (the model's answers
+    come back the moment the fault ends), paid for in failed or slow answers: the table says so
+    beside the figure. False also where the endpoints cannot tell (a model taken down)."""
 
 
 def cells(run_dirs: list[Path], labels: dict[str, str] | None = None) -> list[Cell]:
@@ -61,7 +62,7 @@ def cells(run_dirs: list[Path], labels: dict[str, str] | None = None) -> list[Ce
                     breached=_breached(data),
                     figures={sli: _figure(data, sli) for sli in KEY_SLIS},
                     simulated=simulated,
-                    ejected=_ejected(data),
+                    kept_sending=_kept_sending(data),
                 )
             )
     return found
@@ -77,9 +78,9 @@ def _breached(variant: dict[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _ejected(variant: dict[str, Any]) -> bool:
-    faults = variant.get("faults") or []
-    return not faults or any(f.get("time_to_detect_s") is not None for f in faults)
+def _kept_sending(variant: dict[str, Any]) -> bool:
+    met = [f for f in variant.get("faults") or [] if f.get("exercised", True)]
+    return bool(met) and all(f.get("kept_sending") is True for f in met)
 
 
 def _figure(variant: dict[str, Any], sli: str) -> float | None:
@@ -110,7 +111,7 @@ def _shown(cell: Cell, name: str, value: float) -> str:
     if name == "cpu_s_per_1000":
         return f"{value:.2f}"
     text = show(name.split("{")[0], value)
-    if name == "recovery_time_s" and not cell.ejected:
+    if name == "recovery_time_s" and cell.kept_sending:
         return f"{text} (never took the model out)"
     return text
 
@@ -165,9 +166,9 @@ def _legend(found: list[Cell]) -> str:
     note = (
         "Each cell: the verdict against the scenario's SLOs (breached SLOs named), then uptime, failure "
         "impact, recovery time, p99 inside fault windows and CPU seconds per 1,000 requests where measured. "
-        "A recovery marked 'never took the model out' is a system's that kept sending requests to the "
-        "faulty model: its answers come back the moment the fault ends, and what that cost during the "
-        "fault is in the uptime, impact and p99 beside it."
+        "A recovery marked 'never took the model out' is a system's whose faulty model's endpoint went on "
+        "getting its share of requests through the fault: its answers come back the moment the fault "
+        "ends, and what that cost during the fault is in the uptime, impact and p99 beside it."
     )
     if any(c.simulated for c in found):
         note += " Some runs were simulated (virtual time): their latencies and CPU are not real."

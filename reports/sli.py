@@ -34,6 +34,7 @@ probe or a stray request (a sequential plan's spare) sets no target it must reac
 DETECTED_SHARE = 0.1
 """Detected (endpoint side) = the model gets < 10 % of its baseline share of what was sent."""
 OPENED = ("open", "isolated")
+NEVER_EJECTED = "never ejected during the fault"
 ENDPOINT_SIDE_DETECTABLE = ("endpoint", "latency", "bandwidth", "slicer", "slow_close", "limit_data")
 """Faults the endpoint still sees traffic through, so a drop in what it receives means ejection."""
 
@@ -352,7 +353,14 @@ def time_to_detect(variant: VariantData, window: FaultWindow, model: str) -> tup
     if after:
         return max(0.0, min(after) - window.start), "audit trail"
     if variant.audit or variant.mode == "passthrough":
-        return None, "never ejected during the fault"
+        return None, NEVER_EJECTED
+    return endpoint_ejection(variant, window, model)
+
+
+def endpoint_ejection(variant: VariantData, window: FaultWindow, model: str) -> tuple[float | None, str]:
+    """Seconds from fault start until the model's endpoint got < 10 % of its baseline share of
+    what was sent: what the endpoints saw, whatever the system under test says. None = never,
+    or not measurable (the reason says which)."""
     if window.kind not in ENDPOINT_SIDE_DETECTABLE:
         return None, f"not measurable from endpoint counts for a {window.kind} fault"
     base = baseline_shares(variant.endpoint_counts, variant.plan, None)
@@ -365,7 +373,18 @@ def time_to_detect(variant: VariantData, window: FaultWindow, model: str) -> tup
             share = shares.at[second, model]
             if not np.isnan(share) and share < DETECTED_SHARE * expected:
                 return max(0.0, second - window.start), "endpoint counts"
-    return None, "never ejected during the fault"
+    return None, NEVER_EJECTED
+
+
+def kept_sending(variant: VariantData, window: FaultWindow, model: str) -> bool | None:
+    """Whether the model's endpoint kept getting its share of requests through the whole fault
+    (the system under test never took it out); None where the endpoint cannot tell (a model
+    taken down sees no attempt). A system that kept sending reads a recovery near 0: its
+    model's answers come back the moment the fault ends."""
+    ejected, basis = endpoint_ejection(variant, window, model)
+    if ejected is not None:
+        return False
+    return True if basis == NEVER_EJECTED else None
 
 
 def _same_model(label: str, model: str) -> bool:
@@ -451,6 +470,7 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
     for window, model, exercised_it, met_basis in met:
         if exercised_it:
             detect, detect_basis = time_to_detect(variant, window, model)
+            kept = kept_sending(variant, window, model)
             others = [w for w, m, _, _ in met if m == model and w is not window]
             recover, recover_basis = recovery_time(
                 variant.endpoint_counts, variant.plan, window, model, horizon, others
@@ -458,6 +478,7 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
         else:
             detect, detect_basis = None, "n/a: not exercised"
             recover, recover_basis = None, "n/a: not exercised"
+            kept = None
         rows.append(
             {
                 "fault": window.index,
@@ -471,6 +492,7 @@ def fault_table(variant: VariantData) -> list[dict[str, Any]]:
                 "detect_basis": detect_basis,
                 "recovery_time_s": recover,
                 "recovery_basis": recover_basis,
+                "kept_sending": kept,
             }
         )
     return sorted(rows, key=lambda row: row["fault"])

@@ -30,28 +30,28 @@ def test_a_fault_the_system_never_met_is_named_in_its_cell(tmp_path: Path):
 
 def test_a_recovery_without_ejection_says_so(tmp_path: Path):
     """LiteLLM read 1.0 s on stream-cut against our 2.0 s because it never stopped sending
-    requests to the cutting model (42 % of them failed): the bare figure read as a win."""
+    requests to the cutting model (42 % of them failed): the bare figure read as a win. The
+    mark follows what the endpoints saw; where they cannot tell (a model taken down: LiteLLM's
+    7 s on one-model-down came after a cooldown), or one fault saw the model taken out, none."""
 
-    def variant(detected: float | None) -> dict:
+    def variant(*kept: bool | None) -> dict:
+        faults = [{"exercised": True, "kept_sending": k} for k in kept]
+        faults.append({"exercised": False, "kept_sending": None})
         return {
             "passed": True,
             "verdicts": [],
             "slis": {"recovery_time_s": 1.0},
             "phases": {},
-            "faults": [{"time_to_detect_s": None}, {"time_to_detect_s": detected}],
+            "faults": faults,
         }
 
-    results = {
-        "scenario": "stream-cut",
-        "simulated": False,
-        "variants": {"external": variant(None), "resilient": variant(0.2)},
-    }
+    systems = {"kept": variant(True, True), "taken": variant(True, False), "unknown": variant(None)}
+    results = {"scenario": "stream-cut", "simulated": False, "variants": systems}
     (tmp_path / "results.json").write_text(json.dumps(results))
-    kept, ejected = cells([tmp_path])
-    assert not kept.ejected and ejected.ejected
-    table = markdown([kept, ejected])
-    assert table.count("(never took the model out)") == 1
-    [row] = [line for line in table.splitlines() if line.startswith("| stream-cut")]
-    external, resilient = row.split("|")[2:4]
-    assert "recovery 1.0 s (never took the model out)" in external
-    assert "recovery 1.0 s" in resilient and "never" not in resilient
+    found = cells([tmp_path])
+    assert [c.kept_sending for c in found] == [True, False, False]
+    [row] = [line for line in markdown(found).splitlines() if line.startswith("| stream-cut")]
+    kept, taken, unknown = row.split("|")[2:5]
+    assert "recovery 1.0 s (never took the model out)" in kept
+    assert "recovery 1.0 s" in taken and "never" not in taken
+    assert "recovery 1.0 s" in unknown and "never" not in unknown

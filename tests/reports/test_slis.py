@@ -250,3 +250,25 @@ def test_a_model_down_in_several_faults_at_once_recovers_from_the_end_of_the_las
     resilient = Variant(duration=30.0, down=[(10.0, back_at)])
     slis = slis_of(write_run(tmp_path / "run", [resilient], phases=phases, windows=_windows(faults)))
     assert [row["recovery_time_s"] for row in slis["faults"]] == [pytest.approx(e, abs=1.0) for e in expected]
+
+
+@pytest.mark.parametrize(
+    ("kind", "variant", "expected"),
+    [
+        # A slow spell the client rode out on model-0: its endpoint saw every request.
+        ("latency", Variant(slow=[(10.0, 20.0, 300.0)]), True),
+        # Moved off model-0 a second into the spell: not kept.
+        ("latency", Variant(down=[(11.0, 22.0)]), False),
+        # A model taken down sees no attempt: the endpoint cannot tell.
+        ("down", Variant(down=[(10.0, 22.0)]), None),
+    ],
+)
+def test_whether_the_system_kept_sending_is_what_the_endpoint_saw(tmp_path, kind, variant, expected):
+    """The scorecard marks a recovery near 0 from a system that never took the model out; the
+    audit cannot say so (ours holds a rate-limited model without opening its breaker, and an
+    external system keeps no audit here), the endpoint's counts can."""
+    phases = {"warmup": 2.0, "baseline": 8.0, "faults": 10.0, "recovery": 10.0}
+    slis = slis_of(
+        write_run(tmp_path / "run", [variant], phases=phases, windows=_windows([(10.0, 20.0, kind)]))
+    )
+    assert slis["faults"][0]["kept_sending"] is expected
