@@ -130,12 +130,16 @@ def test_a_model_whose_baseline_was_a_probe_or_two_has_no_share_to_recover():
     assert recovery_time(counts, plan, window, "model-0", horizon=30.0)[0] == 0.0  # back at once
 
 
+def _windows(model_faults: list[tuple[float, float, str]]) -> list[dict]:
+    return [
+        {"fault": i, "start": start, "end": end, "models": ["model-0"], "kind": kind, "detail": None}
+        for i, (start, end, kind) in enumerate(model_faults)
+    ]
+
+
 def _flaps(folder, starts: list[float], out_until: float):
     """model-0 goes down for a second at each of `starts`; the client keeps it out until `out_until`."""
-    windows = [
-        {"fault": i, "start": s, "end": s + 1.0, "models": ["model-0"], "kind": "down", "detail": None}
-        for i, s in enumerate(starts)
-    ]
+    windows = _windows([(s, s + 1.0, "down") for s in starts])
     phases = {"warmup": 2.0, "baseline": 8.0, "faults": starts[-1] + 1.0 - 10.0, "recovery": 10.0}
     resilient = Variant(duration=starts[-1] + 11.0, down=[(starts[0], out_until)])
     return slis_of(write_run(folder, [resilient], phases=phases, windows=windows))
@@ -157,10 +161,7 @@ def test_a_flap_back_too_short_to_meet_counts_as_the_same_outage(tmp_path):
 def _outages(folder, starts: list[float], down: list[tuple[float, float]], kinds: list[str] | None = None):
     """model-0 faulted for a second at each of `starts`, answering nothing in the `down` spans."""
     kinds = kinds or ["down"] * len(starts)
-    windows = [
-        {"fault": i, "start": s, "end": s + 1.0, "models": ["model-0"], "kind": k, "detail": None}
-        for i, (s, k) in enumerate(zip(starts, kinds, strict=True))
-    ]
+    windows = _windows([(s, s + 1.0, k) for s, k in zip(starts, kinds, strict=True)])
     duration = max(starts[-1], down[-1][1]) + 6.0
     phases = {
         "warmup": 2.0,
@@ -221,13 +222,6 @@ def test_only_a_model_going_down_again_moves_the_clock(tmp_path):
         pytest.approx(3.0, abs=1.0),
     )
     assert second["recovery_time_s"] == pytest.approx(2.0, abs=1.0)
-
-
-def _windows(model_faults: list[tuple[float, float, str]]) -> list[dict]:
-    return [
-        {"fault": i, "start": start, "end": end, "models": ["model-0"], "kind": kind, "detail": None}
-        for i, (start, end, kind) in enumerate(model_faults)
-    ]
 
 
 @pytest.mark.parametrize(
