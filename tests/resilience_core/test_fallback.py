@@ -145,6 +145,28 @@ def test_a_context_used_again_does_not_run_a_fallback_it_already_finished(clock)
     assert again.error.status == 503 and b.call.calls == []
 
 
+@pytest.mark.parametrize("honours", [False, True])
+def test_fallback_events_name_the_request_not_the_first_model(clock, honours):
+    """The first candidate runs on the request's own context (no fork): once it failed, the
+    context is the request's again, so the events of the fallback's rest name the model the
+    request asked for, as a forked first candidate left it, not the one that failed."""
+    a = Model("a", Scripted(clock, [error(503)]), honours_failover=honours)
+    b = Model("b", Scripted(clock, ["from b"]), priority=1, honours_failover=honours)
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+
+    async def go():
+        ctx = Context({}, None, clock=clock, events=events, rng=random.Random(1), model="chat")
+        return await SequentialFallback([a, b]).run(ctx)
+
+    outcome = run_on(clock, go)
+    assert (outcome.value, outcome.model) == ("from b", "b")
+    assert [(e.model, e.from_model, e.to_model) for e in seen if isinstance(e, FallbackUsed)] == [
+        ("chat", "a", "b")
+    ]
+
+
 def test_all_failing_reports_every_failure(clock):
     a = Model("a", Scripted(clock, [error(503)]))
     b = Model("b", Scripted(clock, [error(500)]), priority=1)
