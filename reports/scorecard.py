@@ -34,10 +34,9 @@ class Cell:
     figures: dict[str, float | None]
     simulated: bool
     kept_sending: bool = False
-    """The endpoints saw the system send each faulty model its share of requests through every
-    fault (it never took one out). Such a system reads a recovery near 0 (the model's answers
-    come back the moment the fault ends), paid for in failed or slow answers: the table says so
-    beside the figure. False also where the endpoints cannot tell (a model taken down)."""
+    """The system sent each faulty model its usual traffic through every fault (`kept_sending`
+    in reports/sli.py, from the endpoints' counts): its recovery figure says when that model's
+    answers came back, not how soon it was trusted again, and the table says so beside it."""
 
 
 def cells(run_dirs: list[Path], labels: dict[str, str] | None = None) -> list[Cell]:
@@ -79,6 +78,8 @@ def _breached(variant: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _kept_sending(variant: dict[str, Any]) -> bool:
+    """Every fault the system met shows it: one it held the model through is an ejection, and
+    a fault nobody met says nothing."""
     met = [f for f in variant.get("faults") or [] if f.get("exercised", True)]
     return bool(met) and all(f.get("kept_sending") is True for f in met)
 
@@ -166,9 +167,11 @@ def _legend(found: list[Cell]) -> str:
     note = (
         "Each cell: the verdict against the scenario's SLOs (breached SLOs named), then uptime, failure "
         "impact, recovery time, p99 inside fault windows and CPU seconds per 1,000 requests where measured. "
-        "A recovery marked 'never took the model out' is a system's whose faulty model's endpoint went on "
-        "getting its share of requests through the fault: its answers come back the moment the fault "
-        "ends, and what that cost during the fault is in the uptime, impact and p99 beside it."
+        "'Never took the model out' beside a recovery means the system sent the faulty model its usual "
+        "traffic through the fault (the endpoint's counts; the passthrough control by construction): the "
+        "figure says when that model's answers came back, not how soon the system trusted it again, and what "
+        "the fault cost is in the uptime, impact and p99 beside it. The endpoint of a model taken down sees "
+        "no attempt, so only the control is marked there."
     )
     if any(c.simulated for c in found):
         note += " Some runs were simulated (virtual time): their latencies and CPU are not real."

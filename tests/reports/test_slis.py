@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -246,23 +247,41 @@ def test_a_model_down_in_several_faults_at_once_recovers_from_the_end_of_the_las
     assert [row["recovery_time_s"] for row in slis["faults"]] == [pytest.approx(e, abs=1.0) for e in expected]
 
 
+def _kept(folder, kind: str, variant: Variant, cut: dict[str, float] | None = None) -> bool:
+    """model-0 faulted from 10 to 20 s; `cut` scales what each model's endpoint received in
+    those seconds (a system that throttled it, or every model at once)."""
+    windows = _windows([(10.0, 20.0, kind)])
+    run = write_run(folder, [variant], phases=PHASES, windows=windows)
+    path = run / variant.name / "endpoint_counts.json"
+    counts = json.loads(path.read_text())
+    for model, factor in (cut or {}).items():
+        for second, outcomes in counts[model]["per_second"].items():
+            if 10 <= int(second) < 20:
+                outcomes["ok"] = int(outcomes["ok"] * factor)
+    path.write_text(json.dumps(counts))
+    return slis_of(run, variant.name)["faults"][0]["kept_sending"]
+
+
 @pytest.mark.parametrize(
-    ("kind", "variant", "expected"),
+    ("kind", "variant", "cut", "expected"),
     [
-        # A slow spell the client rode out on model-0: its endpoint saw every request.
-        ("latency", Variant(slow=[(10.0, 20.0, 300.0)]), True),
-        # Moved off model-0 a second into the spell: not kept.
-        ("latency", Variant(down=[(11.0, 22.0)]), False),
-        # A model taken down sees no attempt: the endpoint cannot tell.
-        ("down", Variant(down=[(10.0, 22.0)]), None),
+        # A slow spell the client rode out on model-0: its endpoint got its usual traffic.
+        ("latency", Variant(slow=[(10.0, 20.0, 300.0)]), None, True),
+        # Moved off model-0 a second into the spell.
+        ("latency", Variant(down=[(11.0, 22.0)]), None, False),
+        # Held to a trickle (ours holds a rate-limited model for its Retry-After: 0.17 of its
+        # traffic on the peers bench) while no other endpoint got more: its share of what the
+        # endpoints got is unchanged, as when a fault on every model is met by cutting all.
+        ("endpoint", Variant(), {"model-0": 0.15}, False),
+        ("endpoint", Variant(), {"model-0": 0.95}, True),
+        # A model taken down sees no attempt: the endpoint cannot tell, no claim...
+        ("down", Variant(), None, False),
+        # ...except for the control, which has no policy to take it out.
+        ("down", Variant(name="control", mode="passthrough", errors=[(10.0, 20.0)]), None, True),
     ],
 )
-def test_whether_the_system_kept_sending_is_what_the_endpoint_saw(tmp_path, kind, variant, expected):
-    """The scorecard marks a recovery near 0 from a system that never took the model out; the
-    audit cannot say so (ours holds a rate-limited model without opening its breaker, and an
-    external system keeps no audit here), the endpoint's counts can."""
-    phases = {"warmup": 2.0, "baseline": 8.0, "faults": 10.0, "recovery": 10.0}
-    slis = slis_of(
-        write_run(tmp_path / "run", [variant], phases=phases, windows=_windows([(10.0, 20.0, kind)]))
-    )
-    assert slis["faults"][0]["kept_sending"] is expected
+def test_whether_the_system_kept_sending_is_what_the_endpoint_saw(tmp_path, kind, variant, cut, expected):
+    """The scorecard marks a recovery near 0 from a system that never took the model out. The
+    audit cannot say so (an external system keeps none here, and ours holds a rate-limited
+    model without opening its breaker); the endpoint's counts can, where it sees traffic."""
+    assert _kept(tmp_path / "run", kind, variant, cut) is expected
