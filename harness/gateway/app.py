@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from harness.gateway.admin.api import add_admin_routes
@@ -35,6 +34,7 @@ from harness.gateway.http.guards import json_bodies_only
 from harness.gateway.http.handlers import ChatHandler
 from harness.gateway.metrics import add_metrics_route
 from harness.gateway.routing import Routing
+from harness.gateway.upstream_client import UpstreamSession
 from resilience_core import AUDITED, AuditTrail, Clock, Event, HealthChanged, HealthStatus, ModelRouter
 
 
@@ -45,7 +45,7 @@ class Gateway:
         self,
         config: GatewayConfig,
         *,
-        session: aiohttp.ClientSession | None = None,
+        session: UpstreamSession | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
         wall_clock: Callable[[], float] = time.time,

@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import aiohttp
-
 from harness.gateway.config import HealthPolicy
 from harness.gateway.probe_client import ProbeClient
 from harness.gateway.upstream import Upstream
+from harness.gateway.upstream_client import UpstreamSession
 from resilience_core import (
     SLOW_HOLD,
     CircuitState,
@@ -64,7 +63,7 @@ class GroupHealth:
         router: ModelRouter,
         upstreams: dict[str, Upstream],
         policy: HealthPolicy,
-        session: aiohttp.ClientSession | None,
+        session: UpstreamSession | None,
         record: Callable[[HealthChanged], None],
         first_after: float | None = None,
         clock: Clock | None = None,
@@ -161,10 +160,8 @@ class GroupHealth:
             "to": change.to_state,
             "reason": change.reason,
         }
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-            async with self.session.post(
-                str(self.policy.webhook), json=body, timeout=aiohttp.ClientTimeout(total=5)
-            ):
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError, ValueError):
+            async with asyncio.timeout(5), self.session.post(str(self.policy.webhook), json=body):
                 pass
 
     def start(self) -> None:

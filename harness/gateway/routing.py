@@ -14,10 +14,9 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-import aiohttp
-
 from harness.gateway.config import Deployment, GatewayConfig, Group
 from harness.gateway.upstream import Upstream
+from harness.gateway.upstream_client import UpstreamSession
 from resilience_core import (
     BulkheadConfig,
     Clock,
@@ -47,7 +46,7 @@ class Routing:
         clock: Clock | None = None,
         on_router: RouterCreated = lambda name, router: None,
         on_dropped: Callable[[str], None] = lambda name: None,
-        session: aiohttp.ClientSession | None = None,
+        session: UpstreamSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -72,9 +71,7 @@ class Routing:
 
     async def start(self) -> None:
         if self.session is None:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-            timeout = aiohttp.ClientTimeout(total=None)
-            self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            self.session = UpstreamSession()
         for name, group in self._groups().items():
             self._add_group(name, group)
 

@@ -1,4 +1,4 @@
-"""Calls to an OpenAI-compatible upstream with aiohttp, failures classified for the core.
+"""Calls to an OpenAI-compatible upstream, failures classified for the core.
 
 A streaming call returns once its first *content* arrived (the commit point): a role-only or
 empty first chunk commits nothing, so anything that fails before the first content token is
@@ -11,14 +11,12 @@ copied through), timeouts as status 504.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-import aiohttp
-
+from harness.gateway.upstream_client import UpstreamResponse, UpstreamSession
 from resilience_core import ModelCallError, Settleable
 
 KNOWN_CODES = frozenset(
@@ -53,7 +51,7 @@ class StreamStart(Settleable):
     is called at the stream's end, not at its first byte.
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, first: list[bytes], model: str) -> None:
+    def __init__(self, response: UpstreamResponse, first: list[bytes], model: str) -> None:
         super().__init__()
         self.response = response
         self.first = first
@@ -92,8 +90,6 @@ class StreamStart(Settleable):
                     continue
                 finished = finished or _finishes(chunk)
                 yield payload, chunk
-        except aiohttp.ClientPayloadError:
-            raise ConnectionResetError("upstream stream was cut") from None
         finally:
             idle.close()
             self.response.release()
@@ -226,7 +222,7 @@ def scrubbed(message: Any) -> str | None:
     return text or None
 
 
-async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+async def _raise_for_status(response: UpstreamResponse) -> None:
     if response.status < 400:
         return
     code = detail = param = None
@@ -237,7 +233,7 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
         if isinstance(error, dict):
             detail = scrubbed(error.get("message"))
             param = error.get("param") if isinstance(error.get("param"), str) else None
-    except (ValueError, aiohttp.ClientError):
+    except (ValueError, ConnectionError):
         pass
     wait = retry_after(response.headers)
     response.release()
@@ -247,12 +243,6 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
             message, status=response.status, code=code, detail=detail, param=scrubbed(param)
         )
     raise ModelCallError(message, status=response.status, code=code, retry_after=wait)
-
-
-def _connection_error(exc: aiohttp.ClientError) -> ConnectionError:
-    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno == errno.ECONNREFUSED:
-        return ConnectionRefusedError("upstream refused the connection")
-    return ConnectionResetError(f"connection to upstream broke: {type(exc).__name__}")
 
 
 def parse_answer(raw: bytes, source: str) -> dict[str, Any]:
@@ -271,7 +261,7 @@ class Upstream:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         base_url: str,
         model: str,
         api_key: str | None,
@@ -293,19 +283,14 @@ class Upstream:
             raise ModelCallError(
                 "this model does not continue a prefilled answer", status=400, code="invalid_prefill"
             )
-        try:
-            if payload.get("stream"):
-                return await self._stream(payload)
-            async with self.session.post(self.url, json=payload, headers=self.headers) as response:
-                await self._check(response, payload)
-                raw = await response.read()
-        except aiohttp.ClientPayloadError:
-            raise ConnectionResetError("upstream response was cut short") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise _connection_error(exc) from None
+        if payload.get("stream"):
+            return await self._stream(payload)
+        async with self.session.post(self.url, json=payload, headers=self.headers) as response:
+            await self._check(response, payload)
+            raw = await response.read()
         return parse_answer(raw, "upstream")
 
-    async def _check(self, response: aiohttp.ClientResponse, payload: dict[str, Any]) -> None:
+    async def _check(self, response: UpstreamResponse, payload: dict[str, Any]) -> None:
         try:
             await _raise_for_status(response)
         except ModelCallError as exc:
@@ -314,7 +299,7 @@ class Upstream:
             raise
 
     async def _stream(self, payload: dict[str, Any]) -> StreamStart:
-        response: aiohttp.ClientResponse | None = None
+        response: UpstreamResponse | None = None
         try:
             async with asyncio.timeout(self.first_token_timeout) as window:  # headers, first content
                 response = await self.session.post(self.url, json=payload, headers=self.headers)
@@ -324,21 +309,13 @@ class Upstream:
             if response is not None:
                 response.close()
             raise ModelCallError("no first token in time", status=504) from None
-        except aiohttp.ClientPayloadError:
-            if response is not None:
-                response.close()
-            raise ConnectionResetError("upstream stream was cut before its first token") from None
-        except aiohttp.ClientConnectionError as exc:
-            if response is not None:
-                response.close()
-            raise _connection_error(exc) from None
         except BaseException:
             if response is not None:
                 response.close()
             raise
 
     async def _first_content(
-        self, response: aiohttp.ClientResponse, continuation: bool, window: asyncio.Timeout
+        self, response: UpstreamResponse, continuation: bool, window: asyncio.Timeout
     ) -> StreamStart:
         """Read up to the commit point: the first content, or for a continuation the end of
         the answer (a cut that came after the last word leaves nothing to add but the end). A

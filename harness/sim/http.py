@@ -1,23 +1,21 @@
-"""HTTP without sockets: the part of `aiohttp.ClientSession` the gateway's upstream calls use,
+"""HTTP without sockets: the part of the gateway's `UpstreamSession` its upstream calls use,
 answered by simulated endpoints through simulated proxies, in virtual time.
 
 The gateway's own `Upstream` runs on it unchanged, so its error mapping, stream reading, first
-token timeout and prefill learning are what the simulation judges. Failures take aiohttp's
-own forms: a refused connection is `ClientConnectorError` (ECONNREFUSED), a connection lost
-before the headers `ServerDisconnectedError`, a body cut short `ClientPayloadError`.
+token timeout and prefill learning are what the simulation judges. Failures take that
+client's forms: a refused connection is `ConnectionRefusedError`, a connection lost before the
+headers or a body cut short `ConnectionResetError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 from collections.abc import Generator
-from types import SimpleNamespace, TracebackType
+from types import TracebackType
 from typing import Any
 
-import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from harness.endpoints.behaviour import EndpointState, respond
@@ -27,10 +25,8 @@ HEAD_BYTES = 120
 """What a response's status line and headers weigh on the wire (for bandwidth and byte limits)."""
 
 
-class _Refused(aiohttp.ClientConnectorError):
-    def __init__(self, host: str) -> None:
-        key = SimpleNamespace(host=host, port=80, ssl=True)
-        super().__init__(key, ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))  # type: ignore[arg-type]
+def _refused(host: str) -> ConnectionRefusedError:
+    return ConnectionRefusedError(f"upstream refused the connection ({host})")
 
 
 class _Head:
@@ -91,7 +87,7 @@ class SimResponse:
     def _broke(self) -> None:
         self._broken = True
         if not self._head.done():
-            self._head.set_exception(aiohttp.ServerDisconnectedError())
+            self._head.set_exception(ConnectionResetError("upstream closed the connection before answering"))
         self._wake()
 
     def _wake(self) -> None:
@@ -117,13 +113,13 @@ class SimResponse:
                 self._buffer.clear()
                 return line
             if self._broken:
-                raise aiohttp.ClientPayloadError("Response payload is not completed")
+                raise ConnectionResetError("upstream response was cut short")
             await self._wait()
 
     async def read(self) -> bytes:
         while not self._ended:
             if self._broken:
-                raise aiohttp.ClientPayloadError("Response payload is not completed")
+                raise ConnectionResetError("upstream response was cut short")
             await self._wait()
         body = bytes(self._buffer)
         self._buffer.clear()
@@ -203,18 +199,18 @@ class SimSession:
     async def send(self, url: str, body: Any) -> SimResponse:
         model = self._model(url)
         if model is None:
-            raise _Refused(url)
+            raise _refused(url)
         size = len(json.dumps(body)) + 200
         try:
             link = self.network.proxies[model].open(size)
         except ConnectionRefusedError:
-            raise _Refused(model) from None
+            raise _refused(model) from None
         response = SimResponse(link)
         try:
             try:
                 await link.send_request(size)
             except ConnectionResetError:
-                raise aiohttp.ServerDisconnectedError() from None
+                raise ConnectionResetError("upstream closed the connection before answering") from None
             link.arm_downstream()
             task = asyncio.get_running_loop().create_task(self._respond(model, body, link))
             self.tasks.add(task)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from harness.gateway.http.errors import routing_error
 from harness.gateway.upstream import DETAIL_LIMIT, ProviderRejected, Upstream, scrubbed
+from harness.gateway.upstream_client import UpstreamSession
 from resilience_core import ModelCallError
 
 
@@ -52,7 +52,7 @@ def call(status: int, error: dict) -> BaseException:
     async def main() -> BaseException:
         async with (
             TestServer(provider(status, error), host="127.0.0.1") as server,
-            aiohttp.ClientSession() as session,
+            UpstreamSession() as session,
         ):
             upstream = Upstream(session, str(server.make_url("/v1")), "m", None)
             try:
