@@ -4,9 +4,9 @@ At 500 idle models the default policy sends 17 probes a second. Through aiohttp 
 about 0.5 ms of CPU on our machines (a bare session sending nothing else used 1.07 % of a core
 for them), over the 1 % budget for probing before the gateway did anything of its own. A probe
 needs little of a client: one fixed request, encoded once, and of the answer its status and a
-JSON body with `choices`. So each upstream gets one connection, kept open between probes, and a
-parser for exactly that (Content-Length, chunked, or until close). Anything it does not expect
-fails the probe, as a broken answer would.
+JSON body with `choices`. So each upstream gets one connection, kept open between probes, read
+with the gateway's own response parser (`upstream_client.UpstreamResponse`). Anything it does
+not expect fails the probe, as a broken answer would.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.gateway.upstream import parse_answer
+from harness.gateway.upstream_client import UpstreamResponse
 from resilience_core import ModelCallError
 
-MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
 """A one-token answer is well under a kilobyte: a bigger one is not a probe's answer."""
 
@@ -90,7 +90,8 @@ class ProbeClient:
 
 
 class _Exchange(asyncio.Protocol):
-    """One connection: a request written, its response read whole."""
+    """One connection: a request written, its response read whole (parsed as the gateway's
+    upstream client parses, `UpstreamResponse`)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -98,105 +99,45 @@ class _Exchange(asyncio.Protocol):
         self.keep_alive = True
         self.answered = False
         """Whether any byte of the current response arrived (then it is not retried)."""
-        self._buffer = bytearray()
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._response: UpstreamResponse | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
         self.answered = True
-        self._finish(at_close=False)
+        if self._response is not None:
+            self._response.feed(data)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._finish(at_close=True)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(ConnectionResetError("the upstream closed the probe's connection"))
+        if self._response is not None:
+            self._response.lost()
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
 
+    def done(self, response: UpstreamResponse, reusable: bool) -> None:
+        """The response was read whole (or given up): whether the connection may carry the next."""
+        self.keep_alive = reusable
+        self._response = None
+
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         assert self.transport is not None
         if self.closed:
             raise ConnectionResetError("the probe's connection is closed")
-        self._buffer.clear()
         self.answered = False
-        self._waiter = asyncio.get_running_loop().create_future()
+        response = self._response = UpstreamResponse(self)
         self.transport.write(request)
-        return await self._waiter
-
-    def _finish(self, *, at_close: bool) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        try:
-            parsed = _parse(bytes(self._buffer), at_close)
-        except ValueError as exc:
-            self.keep_alive = False
-            waiter.set_exception(ModelCallError(f"probe answer unreadable: {exc}", status=502))
-            return
-        if parsed is not None:
-            status, headers, body = parsed
-            self.keep_alive = headers.get("connection", "").lower() != "close" and not at_close
-            waiter.set_result((status, body))
-
-
-def _parse(data: bytes, at_close: bool) -> tuple[int, dict[str, str], bytes] | None:
-    """(status, headers, body) once the response is whole, None while more is to come."""
-    while True:
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            if len(data) > MAX_HEAD:
-                raise ValueError("response head too long")
-            return None
-        lines = data[:end].decode("latin-1").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
-            raise ValueError("not an HTTP/1 response")
-        status = int(rest[:3])
-        data = data[end + 4 :]
-        if 100 <= status < 200:  # 100 Continue and friends: the real response follows
-            continue
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        break
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = _dechunk(data)
-        return None if body is None else (status, headers, body)
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        if length > MAX_BODY:
-            raise ValueError("response body too long")
-        return (status, headers, data[:length]) if len(data) >= length else None
-    if len(data) > MAX_BODY:
-        raise ValueError("response body too long")
-    return (status, headers, data) if at_close else None
-
-
-def _dechunk(data: bytes) -> bytes | None:
-    body, at = bytearray(), 0
-    while True:
-        line_end = data.find(b"\r\n", at)
-        if line_end < 0:
-            return None
-        size = int(data[at:line_end].split(b";", 1)[0], 16)
-        start = line_end + 2
-        if size == 0:
-            return bytes(body) if data.find(b"\r\n", start) >= 0 else None
-        if len(data) < start + size + 2:
-            return None
-        body += data[start : start + size]
+        await response.head
+        body = await response.read()
         if len(body) > MAX_BODY:
-            raise ValueError("response body too long")
-        at = start + size + 2
+            self.keep_alive = False
+            raise ModelCallError("probe answer unreadable: response body too long", status=502)
+        return response.status, body

@@ -24,7 +24,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
@@ -239,6 +239,15 @@ class _Connection(asyncio.Protocol):
             self.close()
 
 
+class Carrier(Protocol):
+    """What a response needs of the connection it arrives on (a pooled `_Connection`, or the
+    health probe's own)."""
+
+    def done(self, response: UpstreamResponse, reusable: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class UpstreamResponse:
     """Status and headers once the head arrived; the body decoded (Content-Length, chunked or
     until close) as it comes, read whole or line by line."""
@@ -260,8 +269,8 @@ class UpstreamResponse:
         "status",
     )
 
-    def __init__(self, connection: _Connection) -> None:
-        self._connection: _Connection | None = connection
+    def __init__(self, connection: Carrier) -> None:
+        self._connection: Carrier | None = connection
         self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.status = 0
         self.headers: dict[str, str] = {}
