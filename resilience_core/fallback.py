@@ -23,12 +23,14 @@ CandidateSource = Callable[[Context], Sequence[Candidate]] | Sequence[Candidate]
 MAX_WAITS = 2
 """How often one request waits for a held (rate-limited) pool, whatever the waits add up to
 (within its deadline), before it gives up..."""
-SHORT_WAITS = 3.0
+SHORT_WAITS = 2.5
 """...and how many seconds of waiting in all it may go on past those, while the holds are
 short: with two waits only, under 429s with Retry-After 0.5 s on a third of each model's
 calls, about one request in 700 met three held rounds and failed with seconds of its deadline
 left (the suite's rate-limits-everywhere read 99.79 % uptime). A model that always says 429
-without a hint still gives up after two waits (0.5 s, then 1 s: the next, 2 s, is past this)."""
+without a hint still gives up after two waits: 0.5 s, then 1 s, and the next, 2 s, is past
+this even at its shortest after the +-20 % jitter (0.4 + 0.8 + 1.6 = 2.8 s; at 3.0 s one
+request in a few hundred waited a third time)."""
 MOST_WAITS = 8
 """The waits one request may make in any case: tiny holds cannot keep it going round."""
 EARLY_PROBES = 3
