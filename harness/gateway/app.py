@@ -30,12 +30,16 @@ from harness.gateway.admin.state import OperatorState, call_counts, model_states
 from harness.gateway.config import GatewayConfig
 from harness.gateway.dashboard import add_dashboard_routes
 from harness.gateway.health import GroupHealth, own_connection, through_upstream
+from harness.gateway.http.front import Front
 from harness.gateway.http.guards import json_bodies_only
 from harness.gateway.http.handlers import ChatHandler
 from harness.gateway.metrics import add_metrics_route
 from harness.gateway.routing import Routing
 from harness.gateway.upstream_client import UpstreamSession
 from resilience_core import AUDITED, AuditTrail, Clock, Event, HealthChanged, HealthStatus, ModelRouter
+
+MAX_BODY = 8 * 1024 * 1024
+"""The largest request body the gateway reads (aiohttp answers 413 past it)."""
 
 
 class Gateway:
@@ -190,7 +194,7 @@ class Gateway:
 
 
 def build_app(gateway: Gateway) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[json_bodies_only])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_bodies_only])
     gateway.chat.add_routes(app)
     requests = add_metrics_route(
         app, lambda: gateway.routers, lambda: {g: h.statuses() for g, h in gateway.health.items()}
@@ -211,15 +215,17 @@ async def serve(config: GatewayConfig, ready_file: Path | None) -> None:
         build_app(gateway), access_log=None, handle_signals=False, keepalive_timeout=config.client_timeout
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, backlog=2048)
-    await site.start()
+    assert runner.server is not None
+    # The chat route's common case is answered by the front; it hands every other connection
+    # to aiohttp's protocol (http/front.py says why).
+    front = Front(gateway.chat, runner.server, max_body=MAX_BODY, idle_timeout=config.client_timeout)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(front, config.host, config.port, backlog=2048)
     # What startup built (modules, config, routers, the app) lives as long as the process: out
     # of the collector's sight, a full collection walks only what requests left behind
     # (docs/benchmarks.md: a full collection of the startup heap showed in the per-request cost).
     gc.collect()
     gc.freeze()
-    server = site._server
-    assert server is not None
     port = server.sockets[0].getsockname()[1]
     announcement = {"url": f"http://{config.host}:{port}", "pid": os.getpid(), "mode": config.mode}
     if ready_file is not None:
@@ -229,9 +235,10 @@ async def serve(config: GatewayConfig, ready_file: Path | None) -> None:
     else:
         print(json.dumps(announcement), flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    server.close()
+    front.close()
     await runner.cleanup()
     await gateway.stop()
