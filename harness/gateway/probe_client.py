@@ -15,7 +15,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from harness.gateway.upstream import parse_answer
@@ -102,8 +102,8 @@ class _Exchange(asyncio.Protocol):
         self._response: UpstreamResponse | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not subclasses of asyncio.Transport, so no isinstance.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
