@@ -47,7 +47,13 @@ class LoopClock:
     now = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
         await asyncio.sleep(max(0.0, seconds))
+        # A loop with a clock of its own (uvloop counts whole milliseconds) may wake up to a
+        # millisecond before `now` passes the end: sleep out the rest, or a request that slept
+        # until a rate-limit hold ended finds it still held and counts another wait.
+        while (left := end - time.monotonic()) > 0:  # noqa: ASYNC110 (a top-up, not a poll)
+            await asyncio.sleep(left)
 
     def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         loop = asyncio.get_running_loop()
