@@ -22,10 +22,17 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
 
-from harness.gateway.config import StreamPolicy
 from harness.gateway.http.errors import error_body
-from harness.gateway.http.handlers import ChatHandler, Reply
-from harness.gateway.http.relay import EVENT_STREAM, ClientGone, error_event, stream_answer
+from harness.gateway.http.handlers import ChatHandler, Reply, not_json
+from harness.gateway.http.relay import (
+    DONE,
+    EVENT_STREAM,
+    ClientGone,
+    degraded_events,
+    error_event,
+    event,
+    stream_answer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,6 @@ class Front:
         self.fallback = fallback
         self.max_body = max_body
         self.idle_timeout = idle_timeout
-        self.stream_policy: StreamPolicy = chat.stream
         self.date = _Date()
         self.connections: set[FrontConnection] = set()
 
@@ -189,21 +195,17 @@ class FrontConnection(asyncio.Protocol):
             try:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
-                status = 400
-                error = error_body("request body is not valid JSON", "invalid_request_error")
-                self._write_json(400, {}, error)
+                reply = not_json()
             else:
                 reply = await chat.reply(body, started)
-                status = reply.status
-                await self._answer(reply)
+            status = reply.status
+            await self._answer(reply)
         except Exception:
             log.exception("chat request failed")
             self._write_json(500, {}, error_body("internal error", "server_error"))
             self.close()
         finally:
-            if chat.observe is not None:
-                group = body.get("model") if isinstance(body, dict) else None
-                chat.observe(group if isinstance(group, str) else "", status, chat.now() - started)
+            chat.observed(body, status, started)
             self._done()
 
     async def _answer(self, reply: Reply) -> None:
@@ -217,18 +219,18 @@ class FrontConnection(asyncio.Protocol):
             self._write_head(200, {**reply.headers, **EVENT_STREAM}, None)
             try:
                 failure = await stream_answer(
-                    stream, self._send_event, self.front.stream_policy, reply.rescue, reply.model
+                    stream, self._send_event, self.front.chat.stream, reply.rescue, reply.model
                 )
             except ClientGone:
                 return
-            self._write_chunk(error_event(failure) if failure is not None else b"data: [DONE]\n\n")
+            self._write_chunk(error_event(failure) if failure is not None else DONE)
             self._write(b"0\r\n\r\n")
             return
         if reply.as_events:
             assert reply.body is not None
             self._write_head(200, {**reply.headers, "Content-Type": "text/event-stream"}, None)
-            self._write_chunk(b"data: " + json.dumps(reply.body).encode() + b"\n\n")
-            self._write_chunk(b"data: [DONE]\n\n")
+            for frame in degraded_events(reply.body):
+                self._write_chunk(frame)
             self._write(b"0\r\n\r\n")
             return
         self._write_json(reply.status, reply.headers, reply.body)
@@ -236,7 +238,7 @@ class FrontConnection(asyncio.Protocol):
     async def _send_event(self, payload: bytes) -> None:
         if self.lost:
             raise ClientGone
-        self._write_chunk(b"data: " + payload + b"\n\n")
+        self._write_chunk(event(payload))
         if self._drained is not None:
             await self._drained
             if self.lost:

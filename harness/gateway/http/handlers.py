@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.gateway.http.errors import error_body, openai_error, routing_error
-from harness.gateway.http.relay import Continue, Stream, degraded_completion, degraded_events, relay
+from harness.gateway.http.errors import error_body, routing_error
+from harness.gateway.http.relay import Continue, Stream, degraded_completion, relay, send_degraded_events
 from harness.gateway.routing import Routing, TooManyFallbacks
 from harness.gateway.upstream import StreamStart
 
@@ -36,6 +36,11 @@ def _error(status: int, message: str, param: str | None = None, code: str | None
     return Reply(status, {}, error_body(message, "invalid_request_error", code, param))
 
 
+def not_json() -> Reply:
+    """The answer to a body that does not parse as JSON."""
+    return _error(400, "request body is not valid JSON")
+
+
 class ChatHandler:
     """Parses a chat request, routes it, and sends the answer, a stream or an error."""
 
@@ -58,16 +63,18 @@ class ChatHandler:
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
-            response: web.StreamResponse = openai_error(
-                400, "request body is not valid JSON", "invalid_request_error"
-            )
             body = None
+            response = await self._answer(request, not_json())
         else:
             response = await self._answer(request, await self.reply(body, started))
+        self.observed(body, response.status, started)
+        return response
+
+    def observed(self, body: Any, status: int, started: float) -> None:
+        """Tell the /metrics counters how a request (its parsed body, or None) was answered."""
         if self.observe is not None:
             group = body.get("model") if isinstance(body, dict) else None
-            self.observe(group if isinstance(group, str) else "", response.status, self.now() - started)
-        return response
+            self.observe(group if isinstance(group, str) else "", status, self.now() - started)
 
     async def _answer(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.stream is not None:
@@ -75,7 +82,7 @@ class ChatHandler:
             return await relay(request, reply.stream, reply.headers, self.stream, reply.rescue, reply.model)
         if reply.as_events:
             assert reply.body is not None
-            return await degraded_events(request, reply.body, reply.headers)
+            return await send_degraded_events(request, reply.body, reply.headers)
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)
 
     async def reply(self, body: Any, started: float) -> Reply:

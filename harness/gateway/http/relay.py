@@ -18,6 +18,19 @@ from harness.gateway.upstream import has_content, parse_chunk
 from resilience_core import ModelCallError
 
 EVENT_STREAM = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+DONE = b"data: [DONE]\n\n"
+"""The event that ends a complete answer (never sent after a cut one)."""
+
+
+def event(payload: bytes) -> bytes:
+    """One server-sent event carrying `payload`."""
+    return b"data: " + payload + b"\n\n"
+
+
+def degraded_events(value: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A degraded answer (`degraded_completion(..., stream=True)`) as a one-event stream."""
+    return event(json.dumps(value).encode()), DONE
+
 
 Continue = Callable[[str, str, bool], Awaitable[tuple[str, Any] | None]]
 """Given the answer so far, the model whose stream failed, and whether to keep new requests off
@@ -112,7 +125,7 @@ async def relay(
 
     async def send(payload: bytes) -> None:
         try:
-            await response.write(b"data: " + payload + b"\n\n")
+            await response.write(event(payload))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             raise ClientGone from None
 
@@ -123,7 +136,7 @@ async def relay(
     if failure is not None:
         await _write_quietly(response, error_event(failure))
         return response
-    await _write_quietly(response, b"data: [DONE]\n\n")
+    await _write_quietly(response, DONE)
     return response
 
 
@@ -172,17 +185,17 @@ def error_event(exc: BaseException) -> bytes:
     stalled = isinstance(exc, TimeoutError | _Crawling)
     message = "the model stream stalled" if stalled else "the model stream failed mid-answer"
     error = {"error": {"message": message, "type": "stream_error", "code": "stream_interrupted"}}
-    return f"data: {json.dumps(error)}\n\n".encode()
+    return event(json.dumps(error).encode())
 
 
-async def degraded_events(
+async def send_degraded_events(
     request: web.Request, value: dict[str, Any], headers: dict[str, str]
 ) -> web.StreamResponse:
-    """A degraded answer (`degraded_completion(..., stream=True)`) as a one-event stream."""
+    """`degraded_events` onto an HTTP response."""
     response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream"})
     await response.prepare(request)
-    await response.write(b"data: " + json.dumps(value).encode() + b"\n\n")
-    await response.write(b"data: [DONE]\n\n")
+    for frame in degraded_events(value):
+        await response.write(frame)
     return response
 
 
