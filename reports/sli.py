@@ -380,7 +380,11 @@ def kept_sending(variant: VariantData, window: FaultWindow, model: str) -> bool:
 
     On the peers bench of 2 December, systems that kept sending read 0.99-2.19 of their usual
     traffic, those that held the model 0.00-0.17 (ours held a rate-limited model for its
-    Retry-After, at 0.17, with no breaker opened)."""
+    Retry-After, at 0.17, with no breaker opened). On 3 December LiteLLM, which spreads
+    requests at random over the models and never took the slow one out, read 0.86 in
+    latency-spike: ~13 requests a second over a 6 s fault, 86 % of its usual count is within
+    sampling noise of it. So "usual" is 90 % of it, or, when that is stricter, anything within
+    three standard deviations of Poisson counts (`usual_traffic_floor`), never under half."""
     if variant.mode == "passthrough":
         return True
     counts = variant.endpoint_counts
@@ -394,7 +398,17 @@ def kept_sending(variant: VariantData, window: FaultWindow, model: str) -> bool:
     if usual <= 0 or model not in per_model.columns:
         return False
     got = per_model[model].reindex(seconds, fill_value=0)
-    return float(got.mean()) >= RECOVERED_SHARE * usual
+    return float(got.mean()) >= usual_traffic_floor(usual, len(seconds), baseline_seconds)
+
+
+def usual_traffic_floor(usual: float, seconds: int, baseline_seconds: int) -> float:
+    """The fewest requests a second, on average over `seconds`, that still count as a model's
+    usual `usual` a second (itself averaged over `baseline_seconds`): `RECOVERED_SHARE` of it,
+    or down to three standard deviations below it where counts that small vary more (Poisson
+    counts in both spans), but never under half of it, so a model held to a trickle never
+    passes for one that was not."""
+    noise = 3.0 * math.sqrt(usual * (1.0 / max(seconds, 1) + 1.0 / max(baseline_seconds, 1)))
+    return max(0.5 * usual, min(RECOVERED_SHARE * usual, usual - noise))
 
 
 def _same_model(label: str, model: str) -> bool:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reports import load_run
-from reports.sli import variant_slis
+from reports.sli import usual_traffic_floor, variant_slis
 from tests.reports.synthetic import Variant, outage_run, write_run
 
 PHASES = {"warmup": 2.0, "baseline": 8.0, "faults": 10.0, "recovery": 10.0}
@@ -274,6 +274,11 @@ def _kept(folder, kind: str, variant: Variant, cut: dict[str, float] | None = No
         # endpoints got is unchanged, as when a fault on every model is met by cutting all.
         ("endpoint", Variant(), {"model-0": 0.15}, False),
         ("endpoint", Variant(), {"model-0": 0.95}, True),
+        # 20 requests a second over 10 s: 15 a second is within sampling noise of 20 (LiteLLM,
+        # spreading at random, read 0.86 of its usual traffic in latency-spike on 3 December),
+        # 13 is not, and half is never usual whatever the noise.
+        ("endpoint", Variant(), {"model-0": 0.75}, True),
+        ("endpoint", Variant(), {"model-0": 0.65}, False),
         # A model taken down sees no attempt: the endpoint cannot tell, no claim...
         ("down", Variant(), None, False),
         # ...except for the control, which has no policy to take it out.
@@ -285,3 +290,15 @@ def test_whether_the_system_kept_sending_is_what_the_endpoint_saw(tmp_path, kind
     audit cannot say so (an external system keeps none here, and ours holds a rate-limited
     model without opening its breaker); the endpoint's counts can, where it sees traffic."""
     assert _kept(tmp_path / "run", kind, variant, cut) is expected
+
+
+@pytest.mark.parametrize(
+    ("usual", "seconds", "baseline", "floor"),
+    [
+        (1000.0, 20, 20, 900.0),  # plenty of requests: 90 % of the usual count
+        (13.3, 6, 10, 13.3 - 3 * (13.3 * (1 / 6 + 1 / 10)) ** 0.5),  # few: sampling noise decides
+        (2.0, 3, 10, 1.0),  # very few: never under half
+    ],
+)
+def test_usual_traffic_allows_for_sampling_noise_but_never_half(usual, seconds, baseline, floor):
+    assert usual_traffic_floor(usual, seconds, baseline) == pytest.approx(floor)
