@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import weakref
+from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +24,14 @@ from ._expiry import Watchdog, watchdog_for
 from .context import Context
 from .errors import AnswerFailedError, AttemptTimeoutError, DeadlineExceededError, RejectedError
 from .outcome import Outcome, Settleable
+
+if sys.version_info >= (3, 12):
+    task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = asyncio.current_task
+else:
+    # 3.11's `current_task` is a Python function reading this dict (C from 3.12 on): one frame
+    # less on every attempt with a deadline.
+    task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+"""The task running on a loop, as `asyncio.current_task(loop)`."""
 
 Next = Callable[[Context], Awaitable[Outcome]]
 Admit = Callable[[Context], Outcome | None]
@@ -37,7 +47,10 @@ class Steps:
 
     `admits` are in order, outermost first, each with its guard's position; `settles` the
     same, innermost first; `abandons` innermost first. Hooks a policy leaves as its base
-    class's no-op are not listed, so they cost nothing.
+    class's no-op are not listed, so they cost nothing. `succeeded` are the settles of the
+    guards with something to do when an attempt simply succeeds (most attempts): the others
+    are not called then. `cap` is the innermost admitting guard's cap on each attempt when
+    capping is all its admit does (`Guard.caps_attempt`): the engine applies it itself.
     """
 
     admits: tuple[tuple[int, Admit], ...] = ()
@@ -45,6 +58,9 @@ class Steps:
     abandons: tuple[Abandon, ...] = ()
     begin: Begin | None = None
     again: Again | None = None
+    succeeded: tuple[Settle, ...] | None = None
+    """None: the same guards as `settles`."""
+    cap: float = math.inf
 
 
 def attempt_with(steps: Steps) -> Next:
@@ -64,7 +80,8 @@ def attempt_with(steps: Steps) -> Next:
     counted in process by callgrind."""
     admits, settles, abandons = steps.admits, steps.settles, steps.abandons
     settle_all = tuple(settle for _, settle in settles)
-    begin, again = steps.begin, steps.again
+    settle_ok = settle_all if steps.succeeded is None else steps.succeeded
+    begin, again, cap = steps.begin, steps.again, steps.cap
     # The last clock, a weak reference to its loop (this cache keeps no loop alive), their
     # watchdog and its entries: one tuple, read at once.
     kept: list[Any] = [(None, _NO_LOOP, None, None)]
@@ -87,6 +104,9 @@ def attempt_with(steps: Steps) -> Next:
                     break
             if outcome is None:
                 ctx.attempt_ended = -1.0
+                if cap != math.inf:  # `Timeout.admit`, inline
+                    soft = ctx.soft_cap
+                    ctx.attempt_deadline = ctx.attempt_started + (cap if cap < soft else soft)
                 when = ctx.deadline if ctx.deadline < ctx.attempt_deadline else ctx.attempt_deadline
                 if ctx.attempt_started >= when:  # the budget ran out first: the model was never asked
                     outcome = Outcome(error=expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
@@ -96,11 +116,12 @@ def attempt_with(steps: Steps) -> Next:
                     ctx.attempts += 1
                     watchdog: Watchdog | None = None
                     if when != math.inf:
-                        task = asyncio.current_task()
-                        assert task is not None, "an attempt must run inside a task"
+                        loop = get_running_loop()
+                        running = task_of(loop)
+                        assert running is not None, "an attempt must run inside a task"
+                        task = running  # typed as a task, not an optional one, for the branches below
                         cancelling = task.cancelling()
                         expiry = partial(task.cancel)  # an identity of its own: this attempt's key
-                        loop = task.get_loop()
                         cached = kept[0]
                         if cached[0] is ctx.clock and cached[1]() is loop:
                             watchdog, entries = cached[2], cached[3]
@@ -135,10 +156,13 @@ def attempt_with(steps: Steps) -> Next:
                             task.uncancel()
                     ctx.attempt_ended = ctx.first_byte = ctx.clock.now()
                     if settle_all:  # `settle_or_defer`, inline (no guard: no stream callback either)
-                        if outcome.error is None and isinstance(outcome.value, Settleable):
+                        if outcome.error is not None:
+                            for settle in settle_all:
+                                settle(ctx, outcome, True)
+                        elif isinstance(outcome.value, Settleable):
                             defer(ctx, outcome, settle_all)
                         else:
-                            for settle in settle_all:
+                            for settle in settle_ok:
                                 settle(ctx, outcome, True)
             if outcome.error is None:
                 return outcome

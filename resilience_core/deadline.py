@@ -68,6 +68,9 @@ class Timeout(Guard):
         if not self.seconds > 0:
             raise ValueError(f"Timeout.seconds must be > 0, got {self.seconds}")
 
+    def caps_attempt(self) -> float | None:
+        return self.seconds
+
     def admit(self, ctx: Context) -> Outcome | None:
         cap = ctx.soft_cap
         ctx.attempt_deadline = ctx.attempt_started + (self.seconds if self.seconds < cap else cap)

@@ -105,7 +105,8 @@ class ModelMetrics:
         alpha = self.alpha
         ewma = self.ewma_latency
         self.ewma_latency = latency if ewma is None else ewma + alpha * (latency - ewma)
-        self.ewma_error += alpha * (failed - self.ewma_error)
+        if failed or self.ewma_error:  # nothing to decay while no failure was seen
+            self.ewma_error += alpha * (failed - self.ewma_error)
 
     def probed(self, first_answer: float) -> None:
         """A health probe's time to answer: keeps an idle model's speed known (for the soft cap)

@@ -10,9 +10,10 @@ attempt engine (`_engine.py`) in the attempt's own frame when they sit next to i
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ._engine import Next, Steps, attempt_with, settle_or_defer
 from .clock import SYSTEM_CLOCK, Clock
@@ -45,6 +46,16 @@ class Guard:
     """
 
     __slots__ = ()
+
+    quiet_on_success: ClassVar[bool] = False
+    """True when `settle` does nothing for an attempt that reached the upstream and succeeded:
+    the engine then does not call it for one (most attempts)."""
+
+    def caps_attempt(self) -> float | None:
+        """The seconds `admit` caps each attempt at (or the context's soft cap, if nearer) when
+        that is all it does; None otherwise. The engine then applies the cap itself instead of
+        calling `admit`, when this is the innermost guard with an `admit`."""
+        return None
 
     def admit(self, ctx: Context) -> Outcome | None:
         return None
@@ -138,12 +149,19 @@ def _overrides(policy: Guard | Repeater, hook: str) -> bool:
 def _steps(guards: tuple[Guard, ...], repeater: Repeater | None) -> Steps:
     """The hooks the engine calls: those the policies override, in the order it calls them."""
     numbered = list(enumerate(guards))
+    admitting = [(i, g) for i, g in numbered if _overrides(g, "admit")]
+    settling = [(i, g) for i, g in reversed(numbered) if _overrides(g, "settle")]
+    cap = admitting[-1][1].caps_attempt() if admitting else None
+    if cap is not None:
+        admitting.pop()
     return Steps(
-        admits=tuple((i, g.admit) for i, g in numbered if _overrides(g, "admit")),
-        settles=tuple((i, g.settle) for i, g in reversed(numbered) if _overrides(g, "settle")),
+        admits=tuple((i, g.admit) for i, g in admitting),
+        settles=tuple((i, g.settle) for i, g in settling),
         abandons=tuple(g.abandon for g in reversed(guards) if _overrides(g, "abandon")),
         begin=repeater.begin if repeater is not None and _overrides(repeater, "begin") else None,
         again=repeater.again if repeater is not None else None,
+        succeeded=tuple(g.settle for _, g in settling if not g.quiet_on_success),
+        cap=math.inf if cap is None else cap,
     )
 
 

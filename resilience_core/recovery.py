@@ -138,6 +138,8 @@ class AutoRecovery(Guard):
     def admission(self, now: float) -> float:
         return self.restoration.share(now)
 
+    quiet_on_success = True
+
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if outcome.error is not None and self.restoration.active and self.failure(outcome):
             late = "late " if isinstance(outcome.error, AnswerFailedError) else ""

@@ -293,7 +293,10 @@ class ModelRouter:
         self.pipeline = Pipeline(*outer, terminal=self.fallback.run)
         self._run = self.pipeline.run
         self._prototype = Context(None, _no_direct_call, clock=clock, rng=self.rng, events=self.events)
-        """Each request's context is forked from it: cheaper than building one from keywords."""
+        """Each request's context is forked from it: cheaper than building one from keywords.
+        It carries the deadline's `min_attempt`, so `execute` only has the budget to apply."""
+        if self.deadline is not None:
+            self._prototype.min_attempt = self.deadline.min_attempt
 
     def _candidates(self, ctx: Context) -> list[ModelHandle]:
         usable = [handle for handle in self._handles if handle.available]
@@ -389,10 +392,18 @@ class ModelRouter:
         """
         ctx = self._prototype.fork(None, _no_direct_call)
         ctx.request = request
-        if deadline is not None:
+        now = ctx.clock.now()
+        budget = self.deadline
+        if budget is not None:  # `budget.narrow(ctx)`, inline (min_attempt came with the fork)
+            limit = now + budget.seconds
+            ctx.deadline = limit if deadline is None or limit < deadline else deadline
+        elif deadline is not None:
             ctx.deadline = deadline
-        if self.deadline is not None:
-            self.deadline.narrow(ctx)
+        if self.held:  # nothing to pay while nobody is rate limited
+            self.release_holds(now)
+        fallback = self.fallback
+        if fallback.kept is not None and fallback.kept_until <= now:
+            fallback.changed()
         return self._run(ctx)
 
     async def call(self, request: Any) -> RoutedAnswer:
@@ -441,15 +452,10 @@ class _PoolFallback(Fallback):
         self.waits_out_holds = router.config.rate_limits is not None or self._slow is not None
         self._cap = math.inf
         self._cap_countdown = 0
-        self._kept_until = math.inf
-        """When the kept order goes stale by itself (an open circuit's wait ends)."""
-
-    def run(self, ctx: Context) -> Awaitable[Outcome]:
-        if self._router.held:  # nothing to pay while nobody is rate limited
-            self._router.release_holds(ctx.clock.now())
-        if self.kept is not None and self._kept_until <= ctx.clock.now():
-            self.changed()
-        return Fallback.run(self, ctx)  # not super(): one object less per request
+        self.kept_until = math.inf
+        """When the kept order goes stale by itself (an open circuit's wait ends). The router
+        checks it, and releases ended holds, as it makes each request's context (`execute`):
+        this class's `run` is `Fallback.run` itself, no frame of its own."""
 
     def rest(self, ctx: Context) -> float | None:
         held = self._router.held
@@ -551,7 +557,7 @@ class _PoolFallback(Fallback):
             # An open circuit's wait ends without an event: the model, kept as a reserve while
             # it refused, takes its place again then, and its next call is the half-open probe.
             now = ctx.clock.now()
-            self._kept_until = min(
+            self.kept_until = min(
                 (until for h in self._handles if (until := h.refuses_until()) > now), default=math.inf
             )
         return ordered
