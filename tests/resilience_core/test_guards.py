@@ -7,6 +7,7 @@ import pytest
 
 from resilience_core import (
     AnswerFailedError,
+    AttemptTimeoutError,
     Bulkhead,
     BulkheadConfig,
     BulkheadFullError,
@@ -19,6 +20,7 @@ from resilience_core import (
     Outcome,
     Pipeline,
     Settleable,
+    Timeout,
 )
 from resilience_core.context import Context
 from tests.conftest import PassThrough, Scripted, run_on
@@ -182,3 +184,48 @@ def test_an_answer_that_fails_after_it_started_is_an_upstream_failure_to_the_def
     from resilience_core import TRANSIENT
 
     assert TRANSIENT(Outcome(error=AnswerFailedError("m")))
+
+
+class QuietRecorder(Recorder):
+    """Says it has nothing to do on a plain success."""
+
+    quiet_on_success = True
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_guard_quiet_on_success_hears_failures_and_late_verdicts_only_when_fused(clock, fused):
+    """The engine skips a quiet guard's settle on a success, and only there: a failure and a
+    started stream's late verdict still reach it. As an ordinary policy it hears everything
+    (its settle must then do nothing on a success, as it promised)."""
+    log: list[tuple[str, ...]] = []
+    pipeline = _both_ways(QuietRecorder("quiet", log), Recorder("loud", log))[0 if fused else 1]
+    started = _Started()
+    upstream = Scripted(clock, ["answer", RuntimeError("boom"), started])
+    for _ in range(3):
+        run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+    started.settle(False)  # the stream ended well
+    heard = [entry[2] for entry in log if entry[0] == "quiet" and entry[1] == "settle"]
+    assert heard == (["error", "ok"] if fused else ["ok", "error", "ok"])
+    assert [entry[2] for entry in log if entry[0] == "loud" and entry[1] == "settle"] == ["ok", "error", "ok"]
+
+
+@pytest.mark.parametrize("inner_admit", [False, True])
+def test_a_timeout_caps_the_attempt_whether_or_not_the_engine_applies_it(clock, inner_admit):
+    """An innermost admitting Timeout is applied by the engine itself; with another admitting
+    guard inside it, its own admit runs: the cap is the same either way, and it is set before
+    the guards inside it are asked."""
+    log: list[tuple[str, ...]] = []
+    seen: list[float] = []
+
+    class Reader(Recorder):
+        def admit(self, ctx: Context) -> Outcome | None:
+            seen.append(ctx.attempt_deadline - ctx.attempt_started)
+            return super().admit(ctx)
+
+    guards: tuple[Guard, ...] = (Timeout(0.5), Reader("inner", log)) if inner_admit else (Timeout(0.5),)
+    pipeline = Pipeline(*guards)
+    upstream = Scripted(clock, [(1.0, "late")])
+    outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+    assert isinstance(outcome.error, AttemptTimeoutError)
+    assert clock.now() == pytest.approx(0.5)
+    assert seen == ([pytest.approx(0.5)] if inner_admit else [])
