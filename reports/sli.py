@@ -383,7 +383,7 @@ def kept_sending(variant: VariantData, window: FaultWindow, model: str) -> bool:
     Retry-After, at 0.17, with no breaker opened). On 3 December LiteLLM, which spreads
     requests at random over the models and never took the slow one out, read 0.86 in
     latency-spike: ~13 requests a second over a 6 s fault, 86 % of its usual count is within
-    sampling noise of it. So "usual" is 90 % of it, or, when that is stricter, anything within
+    sampling noise of it. So "usual" is 90 % of it, or, where that is looser, anything within
     three standard deviations of Poisson counts (`usual_traffic_floor`), never under half."""
     if variant.mode == "passthrough":
         return True

@@ -58,8 +58,7 @@ class Steps:
     abandons: tuple[Abandon, ...] = ()
     begin: Begin | None = None
     again: Again | None = None
-    succeeded: tuple[Settle, ...] | None = None
-    """None: the same guards as `settles`."""
+    succeeded: tuple[Settle, ...] = ()
     cap: float = math.inf
 
 
@@ -80,7 +79,7 @@ def attempt_with(steps: Steps) -> Next:
     counted in process by callgrind."""
     admits, settles, abandons = steps.admits, steps.settles, steps.abandons
     settle_all = tuple(settle for _, settle in settles)
-    settle_ok = settle_all if steps.succeeded is None else steps.succeeded
+    settle_ok = steps.succeeded
     begin, again, cap = steps.begin, steps.again, steps.cap
     # The last clock, a weak reference to its loop (this cache keeps no loop alive), their
     # watchdog and its entries: one tuple, read at once.

@@ -112,6 +112,8 @@ class AutoRecovery(Guard):
 
     __slots__ = ("breaker", "failure", "restoration")
 
+    quiet_on_success = True  # it acts on failures during a climb only
+
     def __init__(
         self,
         breaker: CircuitBreaker,
@@ -137,8 +139,6 @@ class AutoRecovery(Guard):
 
     def admission(self, now: float) -> float:
         return self.restoration.share(now)
-
-    quiet_on_success = True
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if outcome.error is not None and self.restoration.active and self.failure(outcome):
