@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._compiled import mypyc_attr
 from .context import Context
 from .outcome import Outcome
 from .policy import Guard
@@ -150,6 +151,7 @@ class ModelMetrics:
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MetricsCollector:
     """All models' metrics; also a Prometheus collector rendered only when scraped.
 
@@ -249,6 +251,7 @@ class _Adapter:
         return self.source.collect()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MetricsPolicy(Guard):
     """Records each attempt that reached the upstream, timed by the invoker's stamps."""
 

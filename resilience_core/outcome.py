@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._compiled import mypyc_attr
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -26,6 +28,7 @@ class Outcome:
         return self.error is None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Settleable:
     """Base for values whose real result is known only later, such as a started stream.
 

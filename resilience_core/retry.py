@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._compiled import mypyc_attr
 from .backoff import Stop, Wait, exponential, jitter, stop_after_attempt
 from .context import Context
 from .events import RetryBudgetExhausted, RetryScheduled
@@ -91,6 +92,7 @@ class RetryConfig:
     ask a flaky model again, and a lone model still gets its second chance."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Retry(Repeater):
     """Repeat the inner call while its outcome is retryable, the stop rule allows, and the
     request deadline can still cover the wait plus a useful attempt."""
