@@ -4,13 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-# The core's hot path compiled with mypyc (tools/compile_core.py; why, and how a stale build is
-# never run: resilience_core/_compiled.py), rebuilt whenever a core source changed. Without a C
-# compiler it says so and the core runs from source, slower; `make pure` removes the build.
-CORE_SOURCES := $(wildcard resilience_core/*.py resilience_core/circuit/*.py)
-COMPILED     := build/mypyc/.compiled-stamp
-
-.PHONY: setup compile pure demo test bench bench-peers lint clean toxiproxy browser valgrind node
+.PHONY: setup demo test bench bench-peers lint clean toxiproxy browser valgrind node
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -19,19 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) $(COMPILED)
-
-$(COMPILED): $(STAMP) $(CORE_SOURCES) tools/compile_core.py
-	@command -v cc >/dev/null 2>&1 || { $(call apt_install,gcc,the core's hot path runs from source (slower)); }
-	@mkdir -p $(dir $@)
-	@$(BIN)/python tools/compile_core.py && touch $@ \
-		|| echo "the core's hot path runs from source (slower); 'make compile' tries again"
-
-compile: $(COMPILED)
-
-pure: $(STAMP)
-	$(BIN)/python tools/compile_core.py --remove
-	rm -f $(COMPILED)
+setup: $(STAMP)
 
 DEMO_SCALE ?= 0.5
 
@@ -61,8 +43,7 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .peers .pytest_cache .ruff_cache .mypy_cache .hypothesis build/mypyc
-	rm -f resilience_core/*.so resilience_core/circuit/*.so
+	rm -rf $(VENV) .peers .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
 # Toxiproxy, pinned: a server the harness can already find (TOXIPROXY_URL, TOXIPROXY_SERVER, .bin/,
 # PATH) is used as it is; else built from the Go module proxy where Go is present (it is on our

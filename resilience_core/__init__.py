@@ -1,10 +1,6 @@
 """resilience_core: deadlines, retries, breakers, bulkheads, fallback, health, metrics,
 recovery, manual controls and an audit trail for calling AI model endpoints from asyncio."""
 
-from . import _compiled as _compiled  # first: it chooses the compiled or the source hot path on import
-
-# isort: split
-
 from .admin import AdminControls, UnknownModelError
 from .audit import AUDITED, AuditTrail, audit_record, read_audit
 from .availability import RATE_LIMITED_HOLD, SLOW_HOLD, RateLimitHold, SlowFirstAnswer
@@ -85,14 +81,6 @@ from .selection import Hedged, Plan, Sequential, Weighted
 
 __version__ = "0.1.0"
 
-
-def compiled() -> bool:
-    """Whether this process runs the hot path compiled (`make compile`) or from its Python
-    source: the figures in docs/benchmarks/ say which they measured (`resilience_core/
-    _compiled.py` says why and how it is chosen)."""
-    return _compiled.running_compiled()
-
-
 __all__ = [
     "AUDITED",
     "CLASSES",
@@ -124,7 +112,6 @@ __all__ = [
     "CircuitStateChanged",
     "classes",
     "Clock",
-    "compiled",
     "constant",
     "Context",
     "Deadline",

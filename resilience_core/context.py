@@ -19,8 +19,6 @@ _SILENT = EventBus()
 """Used when no bus is injected: nobody can subscribe to it from outside."""
 
 _new_context = object.__new__
-_SLOT_BY_SLOT = __file__.endswith(".py")
-"""As Python, `fork` fills a bare object slot by slot; compiled, a class cannot be made bare."""
 
 INHERITED = ("clock", "deadline", "events", "min_attempt", "request", "rng")
 """What a child context shares with its parent: the request, its budget and the services."""
@@ -116,16 +114,9 @@ class Context:
         """A child context for one candidate: the `INHERITED` fields copied, the `PER_ATTEMPT`
         ones fresh, `model` and `call` given.
 
-        As Python, built slot by slot rather than through `__init__` (every request forks once,
-        and the keyword handling there costs more than the copying); `tests/resilience_core/
+        Built slot by slot rather than through `__init__` (every request forks once, and the
+        keyword handling there costs more than the copying); `tests/resilience_core/
         test_context.py` keeps these lines and the two lists complete."""
-        if not _SLOT_BY_SLOT:  # compiled: a native constructor call is the cheaper way
-            child = Context(
-                self.request, call, clock=self.clock, rng=self.rng, events=self.events, model=model
-            )
-            child.deadline = self.deadline
-            child.min_attempt = self.min_attempt
-            return child
         child = _new_context(Context)
         child.request = self.request
         child.call = call

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from ._compiled import mypyc_attr
 from .context import Context
 from .outcome import Outcome
 from .policy import Guard, Next
 
 
 @dataclass(frozen=True, slots=True)
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Deadline:
     """Bound the whole request, retries and fallbacks included, to `seconds`.
 
@@ -56,7 +54,6 @@ class Deadline:
 
 
 @dataclass(frozen=True, slots=True)
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Timeout(Guard):
     """Cap each attempt at `seconds` (never beyond the request deadline).
 

@@ -7,7 +7,6 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
-from ._compiled import mypyc_attr
 from .context import Context
 from .errors import AllModelsFailedError, CircuitOpenError, ModelCallError, NoCandidateError
 from .events import FallbackUsed, HedgeStarted
@@ -52,7 +51,6 @@ PROBE_WAIT = 2.0
 model (its permits all taken) to decide, rather than fail while the model may be back."""
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Fallback:
     """Try candidates in the plan's order until one succeeds, within the request deadline.
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._compiled import mypyc_attr
 from .context import Context
 from .outcome import Outcome
 from .policy import Guard
@@ -151,7 +150,6 @@ class ModelMetrics:
         )
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class MetricsCollector:
     """All models' metrics; also a Prometheus collector rendered only when scraped.
 
@@ -251,7 +249,6 @@ class _Adapter:
         return self.source.collect()
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class MetricsPolicy(Guard):
     """Records each attempt that reached the upstream, timed by the invoker's stamps."""
 

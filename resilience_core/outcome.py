@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._compiled import mypyc_attr
-
 
 @dataclass(slots=True)
 class Outcome:
@@ -28,7 +26,6 @@ class Outcome:
         return self.error is None
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Settleable:
     """Base for values whose real result is known only later, such as a started stream.
 

@@ -15,7 +15,6 @@ import random
 from collections.abc import Awaitable
 from typing import Any, ClassVar, Protocol
 
-from ._compiled import mypyc_attr
 from ._engine import Next, Steps, attempt_with, settle_or_defer
 from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
@@ -34,7 +33,6 @@ class Policy(Protocol):
     def describe(self) -> str: ...
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Guard:
     """A policy that acts only before an attempt and after it, never around it.
 
@@ -95,7 +93,6 @@ async def _guarded(guard: Guard, ctx: Context, next: Next) -> Outcome:
     return outcome
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Repeater:
     """A policy that only decides, after a failed attempt, whether to run it again.
 
@@ -172,7 +169,6 @@ _ONE_ATTEMPT = attempt_with(Steps())
 """One attempt with no guards: the terminal of a pipeline that names none."""
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Pipeline:
     """An ordered, frozen list of policies, outermost first.
 

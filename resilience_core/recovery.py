@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._compiled import mypyc_attr
 from .circuit.breaker import CircuitBreaker
 from .circuit.state import CircuitState
 from .context import Context
@@ -100,7 +99,6 @@ class Restoration:
             self._emit(RestorationStepChanged(now, self.model, before, after, reason))
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class AutoRecovery(Guard):
     """Ties a breaker to a restoration: half-open -> closed starts the climb, a failure during
     the climb re-opens the breaker. Use it as a policy just outside the breaker.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._compiled import mypyc_attr
 from .backoff import Stop, Wait, exponential, jitter, stop_after_attempt
 from .context import Context
 from .events import RetryBudgetExhausted, RetryScheduled
@@ -92,7 +91,6 @@ class RetryConfig:
     ask a flaky model again, and a lone model still gets its second chance."""
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class Retry(Repeater):
     """Repeat the inner call while its outcome is retryable, the stop rule allows, and the
     request deadline can still cover the wait plus a useful attempt."""

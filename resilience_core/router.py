@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ._compiled import mypyc_attr
 from .availability import Holds, RateLimitHold, SlowFirstAnswer
 from .bulkhead import Bulkhead, BulkheadConfig
 from .circuit.breaker import CircuitBreaker, CircuitBreakerConfig
@@ -241,7 +240,6 @@ class ModelHandle:
         }
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class ModelRouter:
     """Routes each request over a pool of models with every resilience policy applied.
 

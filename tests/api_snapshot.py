@@ -2,24 +2,18 @@
 
 `tests/test_public_api.py` compares it with `tests/api/<package>.txt`; after a deliberate change,
 `python -m tests.api_snapshot` rewrites those files, so the change shows in review (as Polly's
-API files do). Always read from the core's Python source (`RESILIENCE_CORE_PURE=1`, in a process
-of its own): compiled, its classes keep no docstrings and their methods no annotations, and the
-API is what the source declares.
+API files do).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 SNAPSHOTS = Path(__file__).parent / "api"
-ROOT = Path(__file__).parent.parent
-FROM_SOURCE = {**os.environ, "RESILIENCE_CORE_PURE": "1"}
 PACKAGES = ("resilience_core", "reports")
 
 
@@ -61,22 +55,10 @@ def describe(package: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def from_source(code: str) -> str:
-    """What `code` prints in a fresh interpreter that runs the core from its source."""
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=FROM_SOURCE, capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
-def describe_from_source(package: str) -> str:
-    return from_source(f"from tests.api_snapshot import describe; print(describe({package!r}), end='')")
-
-
 def main() -> int:
     for package in PACKAGES:
         path = SNAPSHOTS / f"{package}.txt"
-        path.write_text(describe_from_source(package), encoding="utf-8")
+        path.write_text(describe(package), encoding="utf-8")
         print(f"wrote {path}")
     return 0
 

@@ -10,19 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
-import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 
-import resilience_core
 from harness.benchmarks.readme import bench_command, publish
 from resilience_core import (
     CircuitBreaker,
@@ -37,8 +32,6 @@ from resilience_core import (
 )
 
 Case = Callable[[int], Awaitable[float]]
-PURE_ENV = "RESILIENCE_CORE_PURE"
-"""Set to 1, the core runs its hot path from source (resilience_core/_compiled.py)."""
 
 
 async def _answer(request: object = None) -> str:
@@ -155,43 +148,20 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: version(n) for n in names}}
 
 
-REFERENCE = "aiobreaker + tenacity (+asyncio.timeout)"
-SOURCE_ONLY = " (core run from source)"
-"""Suffix of the rows measured in a second process with the core's hot path not compiled."""
-
-
-def render(
-    results: dict[str, float],
-    memory: dict[str, float],
-    args: argparse.Namespace,
-    from_source: dict[str, float] | None = None,
-) -> str:
-    reference = results[REFERENCE]
-    build = "compiled with mypyc (`make compile`)" if resilience_core.compiled() else "run from source"
+def render(results: dict[str, float], memory: dict[str, float], args: argparse.Namespace) -> str:
+    reference = results["aiobreaker + tenacity (+asyncio.timeout)"]
     lines = [
         "## Core overhead per call (success path)",
         "",
         f"Command: `{args.command}`; {args.rounds} interleaved rounds x {args.calls} calls, median.",
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-        f"{_cpu_count()} cores (shared and noisy: compare ratios, not absolutes). The core's hot "
-        f"path: {build}.",
+        f"{_cpu_count()} cores (shared and noisy: compare ratios, not absolutes).",
         "",
         "| case | ns per call | x aiobreaker + tenacity |",
         "| --- | ---: | ---: |",
     ]
     for name, ns in results.items():
         lines.append(f"| {name} | {ns:,.0f} | {ns / reference:.3f} |")
-    if from_source:  # each ratio against the reference measured beside it, in that process
-        for name, ns in from_source.items():
-            if name.startswith("ours"):
-                lines.append(f"| {name}{SOURCE_ONLY} | {ns:,.0f} | {ns / from_source[REFERENCE]:.3f} |")
-    if from_source:
-        lines += [
-            "",
-            f"Rows marked{SOURCE_ONLY}: the same rounds in a second process with "
-            "`RESILIENCE_CORE_PURE=1`, as a `pip install` without the compile step runs; their ratio "
-            "is against the reference measured in that process.",
-        ]
     lines += [
         "",
         f"Memory per model in a 500-model ModelRouter: {memory['built'] / 1024:.1f} KiB when "
@@ -203,21 +173,9 @@ def render(
     return "\n".join(lines)
 
 
-def _from_source(rounds: int, calls: int) -> dict[str, float]:
-    """The same measurement in a process that runs the core's hot path from its source."""
-    sizes = ["--rounds", str(rounds), "--calls", str(calls)]
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.benchmarks.core_overhead", "--json-only", *sizes],
-        env={**os.environ, PURE_ENV: "1"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return measured
-
-
 def _cpu_count() -> int:
+    import os
+
     return os.cpu_count() or 0
 
 
@@ -227,25 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/core.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
-    parser.add_argument(
-        "--json-only", action="store_true", help="print the ns per call as JSON, publish nothing"
-    )
     args = parser.parse_args(argv)
-    if args.json_only:
-        print(json.dumps(asyncio.run(measure(args.rounds, args.calls))))
-        return 0
     args.command = bench_command("harness.benchmarks.core_overhead", argv)
     results = asyncio.run(measure(args.rounds, args.calls))
-    from_source = _from_source(args.rounds, args.calls) if resilience_core.compiled() else None
     memory = memory_per_model()
-    text = render(results, memory, args, from_source)
-    data = {
-        "ns_per_call": results,
-        "ns_per_call_from_source": from_source,
-        "core_build": "compiled" if resilience_core.compiled() else "source",
-        "bytes_per_model": memory,
-        "versions": _versions(),
-    }
+    text = render(results, memory, args)
+    data = {"ns_per_call": results, "bytes_per_model": memory, "versions": _versions()}
     publish(text, data, args.out, args.readme, "core")
     return 0
 

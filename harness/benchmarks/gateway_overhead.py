@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import resilience_core
 from harness.benchmarks import callgrind
 from harness.benchmarks.probe_cost import probe_cost
 from harness.benchmarks.readme import bench_command, publish
@@ -48,12 +47,6 @@ def cpu_seconds(pid: int) -> float:
         return used / 1e9
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def core_build() -> str:
-    """Which build of the core's hot path the gateways run (they start from this tree, with
-    this environment, so they choose as this process did)."""
-    return "compiled" if resilience_core.compiled() else "source"
 
 
 SCHEDSTAT = Path("/proc/self/schedstat").exists()
@@ -312,10 +305,6 @@ _CPU_SOURCES = {
     "schedstat": "CPU: each gateway thread's run time, in nanoseconds (/proc/PID/task/*/schedstat). ",
     "ticks": "CPU: /proc's user + system time, in 10 ms ticks. ",
 }
-_BUILDS = {
-    "compiled": "The core's hot path compiled with mypyc (`make compile`). ",
-    "source": "The core's hot path run from its Python source (not compiled). ",
-}
 
 
 def render(data: dict[str, Any], command: str) -> str:
@@ -329,7 +318,6 @@ def render(data: dict[str, Any], command: str) -> str:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         "load generators, gateways, endpoints and Toxiproxy share those cores. "
         + _CPU_SOURCES.get(data.get("cpu_source", "ticks"), "")
-        + _BUILDS.get(data.get("core_build", ""), "")
         + "Targets: resilient adds <= 1 % p50 and <= 5 % CPU.",
         "",
         "| models | mode | p50 ms, alone | p50 ms, both loaded | p99 ms | gateway CPU s / 1,000 requests |",
@@ -495,7 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         data: dict[str, Any] = {"rounds": args.rounds, "rate": args.rate, "duration": args.duration}
         data["cpu_source"] = "schedstat" if SCHEDSTAT else "ticks"
-        data["core_build"] = core_build()
         data["overhead"] = [overhead(folder, args.rounds, args.rate, args.duration, n) for n in (1, 5)]
         data["a_a"] = overhead(folder, args.rounds, args.rate, args.duration, 1, A_A)
         data["routing"] = overhead(folder, args.rounds, args.rate, args.duration, 5, ROUTING)

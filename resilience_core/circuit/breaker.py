@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._compiled import mypyc_attr
 from ..events import CircuitStateChanged, Event
 from .state import CLOSED, HALF_OPEN, ISOLATED, OPEN, CircuitState, check_transition
 from .window import CountWindow, Snapshot, TimeWindow, Window
@@ -91,7 +90,6 @@ class CircuitBreakerConfig:
         return CountWindow(self.window_size)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class CircuitBreaker:
     """closed / open / half-open / isolated, with permits tied to the state they were given in.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .._compiled import mypyc_attr
 from ..context import Context
 from ..errors import CircuitOpenError
 from ..outcome import Outcome
@@ -16,7 +15,6 @@ BREAKER_FAILURE = TRANSIENT & ~RATE_LIMITED
 is healthy, it asks us to slow down: a matter of availability the router handles)."""
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class CircuitBreakerPolicy(Guard):
     """Fail fast while the breaker is open; count outcomes matching `failure` against it.
 
