@@ -40,8 +40,13 @@ def test_one_model_down_resilient_keeps_serving_while_control_loses_a_third(tmp_
     assert abs(applied[0]["t"] - start) < 0.3 and abs(applied[1]["t"] - end) < 0.3
     served = {r["served_by"] for r in in_window(read_records(resilient.folder), start + 0.5, end)}
     assert "model-0/model-0" not in served
-    audit = (resilient.folder / "audit.jsonl").read_text()
-    assert '"to":"open"' in audit
+    # Taken out and in the audit trail: by its breaker when requests met it dead first, or by the
+    # health checks when a probe did (both happen, by a few milliseconds either way).
+    audit = [json.loads(line) for line in (resilient.folder / "audit.jsonl").read_text().splitlines()]
+    assert any(
+        entry.get("model", "").startswith("model-0") and entry.get("to") in ("open", "unhealthy")
+        for entry in audit
+    ), audit
     counts = json.loads((resilient.folder / "endpoint_counts.json").read_text())
     assert set(counts) == {"model-0", "model-1", "model-2"}
     # Side by side: one t0 for both, each on a stack of its own, so neither sees the other's
