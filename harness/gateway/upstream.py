@@ -11,10 +11,11 @@ copied through), timeouts as status 504.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
+
+import orjson
 
 from harness.gateway.upstream_client import UpstreamResponse, UpstreamSession
 from resilience_core import ModelCallError, Settleable
@@ -144,7 +145,7 @@ class MalformedEvent(ValueError):
 
 def parse_chunk(payload: bytes) -> dict[str, Any]:
     try:
-        chunk = json.loads(payload)
+        chunk = orjson.loads(payload)
     except ValueError:
         raise MalformedEvent(payload[:80]) from None
     if not isinstance(chunk, dict):
@@ -248,7 +249,7 @@ async def _raise_for_status(response: UpstreamResponse) -> None:
 def parse_answer(raw: bytes, source: str) -> dict[str, Any]:
     """A whole (non-streamed) answer, or the ModelCallError of one no healthy model sends."""
     try:
-        answer = json.loads(raw)
+        answer = orjson.loads(raw)
     except ValueError:
         raise ModelCallError(f"{source} sent malformed JSON: its answer is not JSON", status=502) from None
     if not isinstance(answer, dict) or not answer.get("choices"):

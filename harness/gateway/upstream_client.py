@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json as jsonlib
 import socket
 import ssl
 from collections.abc import Generator, Mapping
@@ -26,6 +25,8 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
+
+import orjson
 
 MAX_HEAD = 64 * 1024
 """A response head longer than this is not an API's answer."""
@@ -97,7 +98,7 @@ class UpstreamSession:
         if self.closed:
             raise RuntimeError("the upstream session is closed")
         target = _target(url)
-        payload = jsonlib.dumps(body, separators=(",", ":")).encode()
+        payload = orjson.dumps(body)
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) if headers else ""
         request = b"".join(
             (target.head, f"{extra}Content-Length: {len(payload)}\r\n\r\n".encode("latin-1"), payload)
@@ -447,7 +448,7 @@ class UpstreamResponse:
         return data
 
     async def json(self, content_type: str | None = None) -> Any:
-        return jsonlib.loads(await self.read())
+        return orjson.loads(await self.read())
 
     def _finished(self) -> None:
         if self._connection is not None:

@@ -14,13 +14,14 @@ own protocol for good: one behaviour for the rare cases, written once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
+
+import orjson
 
 from harness.gateway.http.errors import error_body
 from harness.gateway.http.handlers import ChatHandler, Reply, not_json
@@ -193,8 +194,8 @@ class FrontConnection(asyncio.Protocol):
         body: Any = None
         try:
             try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+                body = orjson.loads(raw)
+            except ValueError:  # orjson's errors, invalid UTF-8 included
                 reply = not_json()
             else:
                 reply = await chat.reply(body, started)
@@ -258,7 +259,7 @@ class FrontConnection(asyncio.Protocol):
     # -- writing ----------------------------------------------------------------------------
 
     def _write_json(self, status: int, headers: dict[str, str], body: Any) -> None:
-        payload = json.dumps(body).encode()
+        payload = orjson.dumps(body)
         headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
         self._write(self._head(status, headers, len(payload)) + payload)
 

@@ -5,12 +5,12 @@ mistakes a truncated answer for a complete one. Also: a degraded answer as one e
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from harness.gateway.config import StreamPolicy
@@ -29,7 +29,7 @@ def event(payload: bytes) -> bytes:
 
 def degraded_events(value: dict[str, Any]) -> tuple[bytes, bytes]:
     """A degraded answer (`degraded_completion(..., stream=True)`) as a one-event stream."""
-    return event(json.dumps(value).encode()), DONE
+    return event(orjson.dumps(value)), DONE
 
 
 Continue = Callable[[str, str, bool], Awaitable[tuple[str, Any] | None]]
@@ -185,7 +185,7 @@ def error_event(exc: BaseException) -> bytes:
     stalled = isinstance(exc, TimeoutError | _Crawling)
     message = "the model stream stalled" if stalled else "the model stream failed mid-answer"
     error = {"error": {"message": message, "type": "stream_error", "code": "stream_interrupted"}}
-    return event(json.dumps(error).encode())
+    return event(orjson.dumps(error))
 
 
 async def send_degraded_events(
