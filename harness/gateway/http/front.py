@@ -104,6 +104,9 @@ class FrontConnection(asyncio.Protocol):
         self.paused_reading = False
         self._drained: asyncio.Future[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0
+        """When the connection last became idle (opened, or its answer done): the idle timer,
+        armed once, checks this when it fires instead of being re-armed on every request."""
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -154,9 +157,6 @@ class FrontConnection(asyncio.Protocol):
             return  # the body is on its way; the idle timer still bounds a client that stalls
         body = bytes(buffer[start : start + length])
         del buffer[: start + length]
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
         self.busy = True
         asyncio.get_running_loop().create_task(self._serve(body))
 
@@ -288,15 +288,21 @@ class FrontConnection(asyncio.Protocol):
 
     def _arm_idle(self) -> None:
         """aiohttp's bound, kept: a connection that sends no whole request within the client
-        timeout (a slow header, an idle keep-alive) is closed."""
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(self.front.idle_timeout, self._idle_out)
+        timeout (a slow header, an idle keep-alive) is closed. One timer a connection, not one
+        a request: cancelling and arming a timer per answer was ~2 % of the front's CPU."""
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        if self._idle is None:
+            self._idle = loop.call_at(self._idle_since + self.front.idle_timeout, self._idle_out)
 
     def _idle_out(self) -> None:
-        self._idle = None
-        if not self.busy:
+        loop = asyncio.get_running_loop()
+        due = (loop.time() if self.busy else self._idle_since) + self.front.idle_timeout
+        if not self.busy and due <= loop.time():
+            self._idle = None
             self.close()
+            return
+        self._idle = loop.call_at(due, self._idle_out)  # busy, or idle for less than the bound
 
     def _hand_off(self) -> None:
         """aiohttp's protocol takes the connection, with the bytes not answered yet."""
