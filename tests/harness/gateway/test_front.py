@@ -1,6 +1,7 @@
-"""The front's idle bound, armed once per connection: it closes a connection that stays idle
-for the client timeout, never one whose answer is still being worked on, and counts idleness
-from the last answer, not from when the connection opened."""
+"""The chat route's front on its own, with a stand-in handler: its idle bound (armed once per
+connection: it closes a connection that stays idle for the client timeout, never one whose
+answer is still being worked on, and counts idleness from the last answer, not from when the
+connection opened), and its JSON (orjson: what it refuses, what it writes)."""
 
 from __future__ import annotations
 
@@ -17,26 +18,27 @@ ANSWER = {"choices": [{"message": {"content": "ok"}}]}
 
 
 class SlowChat:
-    """Stands in for the chat handler: each answer takes `seconds`."""
+    """Stands in for the chat handler: each answer takes `seconds` and echoes the request."""
 
     stream = None
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.bodies: list[Any] = []
 
     def now(self) -> float:
         return time.monotonic()
 
     async def reply(self, body: Any, started: float) -> Reply:
+        self.bodies.append(body)
         await asyncio.sleep(self.seconds)
-        return Reply(200, {}, ANSWER)
+        return Reply(200, {}, {**ANSWER, "echo": body})
 
     def observed(self, body: Any, status: int, started: float) -> None:
         pass
 
 
-def _request() -> bytes:
-    body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).encode()
+def _request(body: bytes = b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}]}') -> bytes:
     head = (
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -52,8 +54,8 @@ async def _answered(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
-async def _serve(seconds: float) -> tuple[asyncio.AbstractServer, int]:
-    front = Front(SlowChat(seconds), asyncio.Protocol, max_body=1 << 20, idle_timeout=IDLE)  # type: ignore[arg-type]
+async def _serve(seconds: float, idle: float = IDLE) -> tuple[asyncio.AbstractServer, int]:
+    front = Front(SlowChat(seconds), asyncio.Protocol, max_body=1 << 20, idle_timeout=idle)  # type: ignore[arg-type]
     server = await asyncio.get_running_loop().create_server(front, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
 
@@ -93,6 +95,37 @@ def test_a_connection_that_never_sends_a_whole_request_is_closed():
             opened = time.monotonic()
             assert await _closed_within(reader, 5)
             assert IDLE * 0.8 < time.monotonic() - opened < IDLE + 2
+            writer.close()
+        finally:
+            server.close()
+
+    asyncio.run(scenario())
+
+
+def test_bodies_that_are_not_json_by_rfc_8259_are_400_and_answers_are_utf8_json():
+    """NaN, Infinity, a lone surrogate and bytes that are not UTF-8 are not JSON (the standard
+    library's parser took the first three); the answer is UTF-8, its text whole."""
+
+    async def scenario() -> None:
+        server, port = await _serve(seconds=0, idle=30)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for body in (
+                b'{"model": "chat", "temperature": NaN}',
+                b'{"model": "chat", "top_p": Infinity}',
+                b'{"model": "\\ud800"}',
+                '{"model": "é"}'.encode("latin-1"),
+            ):
+                writer.write(_request(body))
+                answer = await asyncio.wait_for(_answered(reader), 5)
+                assert answer.startswith(b"HTTP/1.1 400"), body
+                assert b"not valid JSON" in answer
+            text = "naïve 東京 \U0001f600"
+            writer.write(_request(json.dumps({"model": "chat", "messages": [{"content": text}]}).encode()))
+            answer = await asyncio.wait_for(_answered(reader), 5)
+            assert answer.startswith(b"HTTP/1.1 200")
+            echoed = json.loads(answer.split(b"\r\n\r\n", 1)[1].decode("utf-8"))
+            assert echoed["echo"]["messages"][0]["content"] == text
             writer.close()
         finally:
             server.close()
