@@ -4,6 +4,7 @@ answered by `http/front.py`, everything else by aiohttp on the same connection, 
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -161,6 +162,8 @@ def test_a_request_arriving_a_byte_at_a_time_is_answered(gateway):
         # both framings (a smuggling vector): aiohttp refuses it, the front never guesses
         (chat_request(b"0\r\n\r\n", extra="Transfer-Encoding: chunked\r\n"), 400),
         (b"GARBAGE\r\n\r\n", 400),
+        # not JSON by RFC 8259 on aiohttp's path as on the front's (the standard library took it)
+        (chat_request(json.dumps({**CHAT, "temperature": math.nan}).encode(), version="HTTP/1.0"), 400),
     ],
     ids=[
         "chunked",
@@ -172,6 +175,7 @@ def test_a_request_arriving_a_byte_at_a_time_is_answered(gateway):
         "two-lengths",
         "te-and-length",
         "garbage",
+        "nan-http-1.0",
     ],
 )
 def test_requests_outside_the_common_case_get_aiohttps_answer(gateway, request_bytes, status):

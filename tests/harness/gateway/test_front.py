@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from harness.gateway.http.front import Front
@@ -54,10 +56,19 @@ async def _answered(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
-async def _serve(seconds: float, idle: float = IDLE) -> tuple[asyncio.AbstractServer, int]:
+@asynccontextmanager
+async def _connected(
+    seconds: float, idle: float = IDLE
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A front on a free port whose answers take `seconds`, and one client connection to it."""
     front = Front(SlowChat(seconds), asyncio.Protocol, max_body=1 << 20, idle_timeout=idle)  # type: ignore[arg-type]
     server = await asyncio.get_running_loop().create_server(front, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        yield reader, writer
+        writer.close()
+    finally:
+        server.close()
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -69,9 +80,7 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
 
 def test_an_answer_longer_than_the_idle_bound_is_not_cut_and_idleness_counts_from_it():
     async def scenario() -> None:
-        server, port = await _serve(seconds=3 * IDLE)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        async with _connected(seconds=3 * IDLE) as (reader, writer):
             writer.write(_request())
             answer = await asyncio.wait_for(_answered(reader), 5)  # the timer fired meanwhile
             assert answer.startswith(b"HTTP/1.1 200") and b'"ok"' in answer
@@ -79,25 +88,17 @@ def test_an_answer_longer_than_the_idle_bound_is_not_cut_and_idleness_counts_fro
             assert not await _closed_within(reader, IDLE / 2)  # idle since the answer, not the open
             assert await _closed_within(reader, 5)
             assert IDLE * 0.8 < time.monotonic() - answered < IDLE + 2
-            writer.close()
-        finally:
-            server.close()
 
     asyncio.run(scenario())
 
 
 def test_a_connection_that_never_sends_a_whole_request_is_closed():
     async def scenario() -> None:
-        server, port = await _serve(seconds=0)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        async with _connected(seconds=0) as (reader, writer):
             writer.write(_request()[:20])  # a slow header
             opened = time.monotonic()
             assert await _closed_within(reader, 5)
             assert IDLE * 0.8 < time.monotonic() - opened < IDLE + 2
-            writer.close()
-        finally:
-            server.close()
 
     asyncio.run(scenario())
 
@@ -107,9 +108,7 @@ def test_bodies_that_are_not_json_by_rfc_8259_are_400_and_answers_are_utf8_json(
     library's parser took the first three); the answer is UTF-8, its text whole."""
 
     async def scenario() -> None:
-        server, port = await _serve(seconds=0, idle=30)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        async with _connected(seconds=0, idle=30) as (reader, writer):
             for body in (
                 b'{"model": "chat", "temperature": NaN}',
                 b'{"model": "chat", "top_p": Infinity}',
@@ -126,8 +125,5 @@ def test_bodies_that_are_not_json_by_rfc_8259_are_400_and_answers_are_utf8_json(
             assert answer.startswith(b"HTTP/1.1 200")
             echoed = json.loads(answer.split(b"\r\n\r\n", 1)[1].decode("utf-8"))
             assert echoed["echo"]["messages"][0]["content"] == text
-            writer.close()
-        finally:
-            server.close()
 
     asyncio.run(scenario())
