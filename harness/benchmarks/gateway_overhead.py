@@ -312,7 +312,6 @@ def scale(folder: Path, models: int, duration: float) -> dict[str, Any]:
 
 _CPU_SOURCES = {
     "cpu_clock": "CPU: each gateway's process CPU clock, in nanoseconds (clock_getcpuclockid). ",
-    "schedstat": "CPU: each gateway thread's run time, in nanoseconds (/proc/PID/task/*/schedstat). ",
     "ticks": "CPU: /proc's user + system time, in 10 ms ticks. ",
 }
 

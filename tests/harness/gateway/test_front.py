@@ -26,13 +26,11 @@ class SlowChat:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.bodies: list[Any] = []
 
     def now(self) -> float:
         return time.monotonic()
 
     async def reply(self, body: Any, started: float) -> Reply:
-        self.bodies.append(body)
         await asyncio.sleep(self.seconds)
         return Reply(200, {}, {**ANSWER, "echo": body})
 
