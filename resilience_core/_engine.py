@@ -120,7 +120,7 @@ def attempt_with(steps: Steps) -> Next:
                         assert running is not None, "an attempt must run inside a task"
                         task = running  # typed as a task, not an optional one, for the branches below
                         cancelling = task.cancelling()
-                        expiry = partial(task.cancel)  # an identity of its own: this attempt's key
+                        ctx.task = task  # what the watchdog cancels; the context is the entry
                         cached = kept[0]
                         if cached[0] is ctx.clock and cached[1]() is loop:
                             watchdog, entries = cached[2], cached[3]
@@ -128,7 +128,7 @@ def attempt_with(steps: Steps) -> Next:
                             watchdog = watchdog_for(ctx.clock, loop)
                             entries = watchdog.entries
                             kept[0] = (ctx.clock, weakref.ref(loop), watchdog, entries)
-                        entries[expiry] = when  # `Watchdog.add` and `remove`, inline
+                        entries[ctx] = when  # `Watchdog.add` and `remove`, inline
                         if when < watchdog.armed_at:
                             watchdog.arm(when)
                     try:
@@ -138,7 +138,7 @@ def attempt_with(steps: Steps) -> Next:
                         # cancellations than ours: from outside too. Either way it propagates.
                         if (
                             watchdog is None
-                            or entries.pop(expiry, None) is not None
+                            or entries.pop(ctx, None) is not None
                             or task.uncancel() > cancelling
                         ):
                             abandon(ctx, abandons)
@@ -146,10 +146,10 @@ def attempt_with(steps: Steps) -> Next:
                         outcome = Outcome(error=expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
                     except Exception as exc:
                         outcome = Outcome(error=exc, model=ctx.model, attempts=ctx.attempts)
-                        if watchdog is not None and entries.pop(expiry, None) is None:
+                        if watchdog is not None and entries.pop(ctx, None) is None:
                             task.uncancel()  # fired as the call ended: see below
                     else:
-                        if watchdog is not None and entries.pop(expiry, None) is None:
+                        if watchdog is not None and entries.pop(ctx, None) is None:
                             # The timer fired in the same loop iteration the call finished:
                             # consume our own cancellation so it does not hit the next await.
                             task.uncancel()

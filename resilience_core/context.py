@@ -33,6 +33,7 @@ PER_ATTEMPT = (
     "lost_race",
     "permit",
     "soft_cap",
+    "task",
 )
 """What each child starts afresh, as `__init__` sets it."""
 
@@ -67,6 +68,7 @@ class Context:
         "request",
         "rng",
         "soft_cap",
+        "task",
     )
 
     def __init__(
@@ -109,6 +111,9 @@ class Context:
         """The rest of the fallback, set by it on the request's own context for its first
         candidate: that candidate's attempt engine takes it (clearing it) as it starts, and
         awaits it if the attempts end in failure (see `_engine.attempt_with`)."""
+        self.task: Any = None
+        """The task running the bounded attempt: what the clock's watchdog cancels when the
+        attempt's time is up (the context itself is its entry, see `_expiry.Watchdog`)."""
 
     def fork(self, model: str | None, call: Call) -> Context:
         """A child context for one candidate: the `INHERITED` fields copied, the `PER_ATTEMPT`
@@ -136,6 +141,7 @@ class Context:
         child.lost_race = False
         child.alternatives = 0
         child.failover = None
+        child.task = None
         return child
 
     def can_start_attempt(self, delay: float = 0.0) -> bool:
