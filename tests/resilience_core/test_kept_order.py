@@ -8,6 +8,7 @@ from resilience_core import (
     CircuitBreakerConfig,
     FallbackUsed,
     Hedged,
+    ModelCallError,
     ModelRouter,
     ModelSpec,
     RestorationConfig,
@@ -85,3 +86,21 @@ def test_a_plan_that_draws_its_order_is_asked_every_time(clock):
     router = pool(clock, Weighted())
     models = {served(clock, router) for _ in range(100)}
     assert models == {"a", "b"}
+
+
+def test_a_failure_fails_over_along_the_order_kept_now_not_an_earlier_one(clock):
+    """The rest of the kept order that a failed first candidate goes on to is made once per
+    kept order: after the pool changed, a failure must follow the new order."""
+    specs = [
+        ModelSpec("a", Scripted(clock, [ModelCallError("down", status=503)], "a")),
+        ModelSpec("b", Scripted(clock, ["b"], "b"), priority=1),
+        ModelSpec("c", Scripted(clock, ["c"], "c"), priority=2),
+    ]
+    breaker = CircuitBreakerConfig(consecutive_failures=1000, minimum_calls=1000)
+    router = ModelRouter(specs, RouterConfig(plan=Sequential(), retry=None, breaker=breaker), clock=clock)
+    assert served(clock, router) == "b"
+    assert served(clock, router) == "b"  # a's failure went on along the same kept order
+    router.models["b"].drained = True
+    assert served(clock, router) == "c"
+    router.models["b"].drained = False
+    assert served(clock, router) == "b"
