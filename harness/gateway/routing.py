@@ -11,7 +11,7 @@ import itertools
 import random
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from harness.gateway.config import Deployment, GatewayConfig, Group
@@ -68,6 +68,14 @@ class Routing:
         """Wildcard groups, least recently used first."""
         self.passed: Counter[tuple[str, str]] = Counter()
         """Passthrough requests per (group, label): the control has no router metrics."""
+        # What every request reads from the config, read once: the config is a pydantic model,
+        # whose `__getattr__` keeps Python 3.11 from specialising any attribute read on it, so
+        # each `config.policies.deadline` went the generic way (type lookup, then instance dict),
+        # cold on every request.
+        self.resilient = config.mode == "resilient"
+        self._deadline = config.policies.deadline
+        self._max_fallbacks = config.policies.max_fallbacks
+        self._configured_fallbacks = {name: tuple(group.fallbacks) for name, group in config.groups.items()}
 
     async def start(self) -> None:
         if self.session is None:
@@ -85,16 +93,12 @@ class Routing:
         if self.session is not None and self._owns_session:
             await self.session.close()
 
-    @property
-    def resilient(self) -> bool:
-        return self.config.mode == "resilient"
-
     def chain(self, body: dict[str, Any]) -> list[str] | str:
         """The groups a request may use, in order; or why it may not: the first name no group
         serves (or a malformed one), or too many fallbacks."""
         fallbacks = self._fallbacks(body)
-        if len(fallbacks) > self.config.policies.max_fallbacks:
-            raise TooManyFallbacks(self.config.policies.max_fallbacks)
+        if len(fallbacks) > self._max_fallbacks:
+            raise TooManyFallbacks(self._max_fallbacks)
         chain = [body["model"], *fallbacks]
         for name in chain:
             if name in self.pools:
@@ -109,7 +113,7 @@ class Routing:
         group it came from and the chain's deadline (one budget for all of it)."""
         attempts = 0
         outcome: Outcome | None = None
-        deadline = self.clock.now() + self.config.policies.deadline
+        deadline = self.clock.now() + self._deadline
         group = chain[0]
         for group in chain:
             if outcome is not None and self.clock.now() >= deadline:
@@ -191,14 +195,13 @@ class Routing:
         except Exception as exc:
             return Outcome(error=exc, model=label, attempts=1)
 
-    def _fallbacks(self, body: dict[str, Any]) -> list[str]:
+    def _fallbacks(self, body: dict[str, Any]) -> Sequence[str]:
         if not self.resilient:
-            return []  # the control has no fallback, whatever the request asks for
+            return ()  # the control has no fallback, whatever the request asks for
         requested = body.get("fallbacks")
         if isinstance(requested, list):
             return [name if isinstance(name, str) else "" for name in requested]
-        group = self.config.groups.get(body["model"])
-        return list(group.fallbacks) if group else []
+        return self._configured_fallbacks.get(body["model"], ())
 
     def _groups(self) -> dict[str, Group]:
         """Configured groups, plus one implicit group per explicitly named provider model."""
