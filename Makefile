@@ -29,6 +29,7 @@ bench: setup toxiproxy valgrind
 	$(BIN)/python -m harness.benchmarks.gateway_overhead
 	$(BIN)/python -m harness.benchmarks.suite
 	$(BIN)/python -m harness.benchmarks.simulation
+	$(BIN)/python -m harness.benchmarks.versus
 	$(BIN)/python -m harness.benchmarks.combine
 
 # Our gateway beside LiteLLM (pinned, installed once into .peers/litellm from PyPI) and Portkey

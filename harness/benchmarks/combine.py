@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PARTS = ("core.md", "gateway.md", "suite.md", "simulation.md", "peers.md")
+PARTS = ("core.md", "gateway.md", "speed.md", "suite.md", "simulation.md", "peers.md")
 """peers.md is written by `make bench-peers` (it installs LiteLLM), the others by `make bench`."""
 HEADER = """# Benchmarks
 
