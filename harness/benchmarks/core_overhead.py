@@ -6,8 +6,8 @@ aiobreaker + tenacity. Run with `make bench` or `python -m harness.benchmarks.co
 
 Each case is also timed cold, one call at a time after more memory than the L1 and L2 caches
 hold was touched. A warm loop keeps the core's code and objects in cache, which a gateway never
-does: in process its policies cost 2.9 µs a request warm and 11-14 µs cold, and ~23 µs in the
-running gateway (docs/benchmarks/gateway.md).
+does: in process its policies cost 2.9 µs a request warm and 11-14 µs cold, and 20-40 µs in the
+running gateway, depending on the day (docs/benchmarks/gateway.md).
 """
 
 from __future__ import annotations
