@@ -128,7 +128,7 @@ def attempt_with(steps: Steps) -> Next:
                             watchdog = watchdog_for(ctx.clock, loop)
                             entries = watchdog.entries
                             kept[0] = (ctx.clock, weakref.ref(loop), watchdog, entries)
-                        entries[ctx] = when  # `Watchdog.add` and `remove`, inline
+                        entries[ctx] = when  # the watchdog's entry; popped below when the call ends
                         if when < watchdog.armed_at:
                             watchdog.arm(when)
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -111,7 +112,7 @@ class Context:
         """The rest of the fallback, set by it on the request's own context for its first
         candidate: that candidate's attempt engine takes it (clearing it) as it starts, and
         awaits it if the attempts end in failure (see `_engine.attempt_with`)."""
-        self.task: Any = None
+        self.task: asyncio.Task[Any] | None = None
         """The task running the bounded attempt: what the clock's watchdog cancels when the
         attempt's time is up (the context itself is its entry, see `_expiry.Watchdog`)."""
 

@@ -42,12 +42,7 @@ class NoSuchCommit(RuntimeError):
 
 def checkout(base: str, folder: Path) -> Path:
     """The project at `base`, checked out in `folder` (detached; `remove` takes it away)."""
-    found = subprocess.run(
-        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
-        capture_output=True,
-        text=True,
-    )
-    if found.returncode != 0:
+    if _commit(base) is None:
         raise NoSuchCommit(f"{base!r} is not a commit of {PROJECT_ROOT} (a shallow clone lacks it)")
     tree = folder / "base"
     subprocess.run(
@@ -149,9 +144,14 @@ def render(data: dict[str, Any], command: str) -> str:
     )
 
 
-def _commit(rev: str) -> str:
-    out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", rev], capture_output=True, text=True)
-    return out.stdout.strip() or rev
+def _commit(rev: str) -> str | None:
+    """The full hash of `rev`, None when this checkout has no such commit."""
+    found = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}")
         return 2
     data |= {"count": args.rounds, "rate": args.rate, "duration": args.duration, "mode": args.mode}
-    data |= {"base": args.base, "base_commit": _commit(args.base), "head_commit": _commit("HEAD")}
+    data |= {
+        "base": args.base,
+        "base_commit": _commit(args.base) or args.base,
+        "head_commit": _commit("HEAD") or "HEAD",
+    }
     publish(render(data, command), data, args.out, args.readme, "speed")
     return 0
 
