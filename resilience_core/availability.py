@@ -164,6 +164,11 @@ class Holds(Guard):
         if ctx is self.trial:
             self.trial = None
 
+    def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
+        """`settle` for a success: most meet no trial and no streak of rate limits to end."""
+        if ctx is self.trial or self.streak:
+            self.settle(ctx, outcome, reached)
+
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if ctx is self.trial:
             self.trial = None

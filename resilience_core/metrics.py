@@ -20,6 +20,11 @@ DEFAULT_WINDOW = 200
 DEFAULT_EWMA_ALPHA = 0.2
 LATENCY_FLOOR = 0.001
 """Scores divide by latency; below a millisecond the difference is noise."""
+FOLD_EVERY = 32
+"""Successes kept as raw figures before they are folded into the metrics (any read folds them
+first, so nobody sees them stale)."""
+PENDING_MOST = 2 * FOLD_EVERY
+"""Two figures a success."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +54,27 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 class ModelMetrics:
-    """Rolling window of the last `window` results of one model, plus EWMAs for routing."""
+    """Rolling window of the last `window` results of one model, plus EWMAs for routing.
+
+    A success, most attempts, is kept as two raw figures in `pending` and folded into the rest
+    `FOLD_EVERY` at a time, or sooner when anything reads a figure (every reader folds first):
+    the same sums in the same order, but the fold runs with its code and data in the cache,
+    where one update per request ran cold each time (in process, callgrind counted the
+    metrics at ~5 k of the policies' ~13 k instructions per gateway request)."""
 
     __slots__ = (
+        "_calls",
+        "_ewma_error",
+        "_ewma_latency",
         "_failed_calls",
+        "_failures",
+        "_first_rttvar",
+        "_first_srtt",
         "_latencies",
+        "_latency_sum",
         "alpha",
-        "calls",
-        "ewma_error",
-        "ewma_latency",
-        "failures",
-        "first_rttvar",
-        "first_srtt",
-        "latency_sum",
         "model",
+        "pending",
         "window",
     )
 
@@ -70,82 +82,151 @@ class ModelMetrics:
         self.model = model
         self.window = window
         self.alpha = alpha
-        self.calls = 0
-        self.failures = 0
-        self.latency_sum = 0.0
-        """Seconds of every attempt since start: a summary's `_sum`, beside `calls` as `_count`."""
-        self.ewma_latency: float | None = None
-        self.ewma_error = 0.0
-        self.first_srtt: float | None = None
-        """Smoothed time to the first answer (a stream's first content), as TCP smooths RTT."""
-        self.first_rttvar = 0.0
+        self._calls = 0
+        self._failures = 0
+        self._latency_sum = 0.0
+        self._ewma_latency: float | None = None
+        self._ewma_error = 0.0
+        self._first_srtt: float | None = None
+        self._first_rttvar = 0.0
         self._latencies: deque[float] = deque(maxlen=window)
         self._failed_calls: deque[int] = deque()
         """Call numbers of the failures among the last `window` calls: a success, the common
         case, then costs one comparison instead of a second per-call deque."""
+        self.pending: list[float] = []
+        """Successes not folded yet: latency and time to first answer (-1: none), in turn."""
+
+    @property
+    def calls(self) -> int:
+        self.fold()
+        return self._calls
+
+    @property
+    def failures(self) -> int:
+        self.fold()
+        return self._failures
+
+    @property
+    def latency_sum(self) -> float:
+        """Seconds of every attempt since start: a summary's `_sum`, beside `calls` as `_count`."""
+        self.fold()
+        return self._latency_sum
+
+    @property
+    def ewma_latency(self) -> float | None:
+        self.fold()
+        return self._ewma_latency
+
+    @property
+    def ewma_error(self) -> float:
+        self.fold()
+        return self._ewma_error
+
+    @property
+    def first_srtt(self) -> float | None:
+        """Smoothed time to the first answer (a stream's first content), as TCP smooths RTT."""
+        self.fold()
+        return self._first_srtt
 
     def record(self, latency: float, failed: bool, first: float = -1.0) -> None:
         """One attempt: its latency, whether it failed, and (>= 0) its time to first answer."""
+        if not failed:
+            pending = self.pending
+            pending.append(latency)
+            pending.append(first)
+            if len(pending) >= PENDING_MOST:
+                self.fold()
+            return
+        self.fold()
         if first >= 0:
-            srtt = self.first_srtt  # RFC 6298's smoothing, inline: every success passes here
-            if srtt is None:
-                self.first_srtt, self.first_rttvar = first, first / 2
-            else:
-                self.first_rttvar += 0.25 * (abs(srtt - first) - self.first_rttvar)
-                self.first_srtt = srtt + 0.125 * (first - srtt)
-        calls = self.calls = self.calls + 1
+            self._smooth_first(first)
+        calls = self._calls = self._calls + 1
+        self._failures += 1
         failures = self._failed_calls
-        if failed:
-            self.failures += 1
-            failures.append(calls)
-        if failures and failures[0] <= calls - self.window:
+        failures.append(calls)
+        if failures[0] <= calls - self.window:
             failures.popleft()
         self._latencies.append(latency)
-        self.latency_sum += latency
+        self._latency_sum += latency
+        ewma = self._ewma_latency
         alpha = self.alpha
-        ewma = self.ewma_latency
-        self.ewma_latency = latency if ewma is None else ewma + alpha * (latency - ewma)
-        if failed or self.ewma_error:  # nothing to decay while no failure was seen
-            self.ewma_error += alpha * (failed - self.ewma_error)
+        self._ewma_latency = latency if ewma is None else ewma + alpha * (latency - ewma)
+        self._ewma_error += alpha * (1.0 - self._ewma_error)
+
+    def fold(self) -> None:
+        """Fold the pending successes in, oldest first: the updates `record` would have made."""
+        pending = self.pending
+        if not pending:
+            return
+        calls, window, alpha = self._calls, self.window, self.alpha
+        srtt, rttvar = self._first_srtt, self._first_rttvar
+        ewma, error, total = self._ewma_latency, self._ewma_error, self._latency_sum
+        failures, latencies = self._failed_calls, self._latencies
+        for i in range(0, len(pending), 2):
+            latency, first = pending[i], pending[i + 1]
+            if first >= 0:  # RFC 6298's smoothing
+                if srtt is None:
+                    srtt, rttvar = first, first / 2
+                else:
+                    rttvar += 0.25 * (abs(srtt - first) - rttvar)
+                    srtt += 0.125 * (first - srtt)
+            calls += 1
+            if failures and failures[0] <= calls - window:
+                failures.popleft()
+            latencies.append(latency)
+            total += latency
+            ewma = latency if ewma is None else ewma + alpha * (latency - ewma)
+            if error:  # nothing to decay while no failure was seen
+                error -= alpha * error
+        pending.clear()  # in place: the metrics' policy keeps this list
+        self._calls, self._first_srtt, self._first_rttvar = calls, srtt, rttvar
+        self._ewma_latency, self._ewma_error, self._latency_sum = ewma, error, total
+
+    def _smooth_first(self, first: float) -> None:
+        srtt = self._first_srtt
+        if srtt is None:
+            self._first_srtt, self._first_rttvar = first, first / 2
+        else:
+            self._first_rttvar += 0.25 * (abs(srtt - first) - self._first_rttvar)
+            self._first_srtt = srtt + 0.125 * (first - srtt)
 
     def probed(self, first_answer: float) -> None:
         """A health probe's time to answer: keeps an idle model's speed known (for the soft cap)
         without counting as a call."""
-        srtt = self.first_srtt
-        if srtt is None:
-            self.first_srtt, self.first_rttvar = first_answer, first_answer / 2
-        else:
-            self.first_rttvar += 0.25 * (abs(srtt - first_answer) - self.first_rttvar)
-            self.first_srtt = srtt + 0.125 * (first_answer - srtt)
+        self.fold()
+        self._smooth_first(first_answer)
 
     def first_answer_bound(self) -> float | None:
         """How long a first answer from this model may take before it is unusually slow:
         smoothed time plus four deviations (RFC 6298's timeout), None before any answer."""
-        if self.first_srtt is None:
+        self.fold()
+        if self._first_srtt is None:
             return None
-        return self.first_srtt + 4 * self.first_rttvar
+        return self._first_srtt + 4 * self._first_rttvar
 
     def score(self) -> float:
         """Higher is better: success share squared over smoothed latency."""
-        latency = max(self.ewma_latency or LATENCY_FLOOR, LATENCY_FLOOR)
-        return (1.0 - self.ewma_error) ** 2 / latency
+        self.fold()
+        latency = max(self._ewma_latency or LATENCY_FLOOR, LATENCY_FLOOR)
+        return (1.0 - self._ewma_error) ** 2 / latency
 
     def snapshot(self) -> MetricsSnapshot:
+        self.fold()
         ordered = sorted(self._latencies)
         in_window = len(self._latencies)
         error_rate = len(self._failed_calls) / in_window if in_window else 0.0
         return MetricsSnapshot(
             model=self.model,
-            calls=self.calls,
-            successes=self.calls - self.failures,
-            failures=self.failures,
+            calls=self._calls,
+            successes=self._calls - self._failures,
+            failures=self._failures,
             p50=percentile(ordered, 50),
             p95=percentile(ordered, 95),
             p99=percentile(ordered, 99),
             error_rate=error_rate,
             availability=1.0 - error_rate if in_window else 1.0,
-            ewma_latency=self.ewma_latency if self.ewma_latency is not None else math.nan,
-            ewma_error=self.ewma_error,
+            ewma_latency=self._ewma_latency if self._ewma_latency is not None else math.nan,
+            ewma_error=self._ewma_error,
             score=self.score(),
         )
 
@@ -252,13 +333,25 @@ class _Adapter:
 class MetricsPolicy(Guard):
     """Records each attempt that reached the upstream, timed by the invoker's stamps."""
 
-    __slots__ = ("counts_as_failure", "metrics")
+    __slots__ = ("counts_as_failure", "metrics", "pending")
 
     def __init__(
         self, metrics: ModelMetrics, counts_as_failure: Callable[[Outcome], bool] | None = None
     ) -> None:
         self.metrics = metrics
         self.counts_as_failure = counts_as_failure
+        self.pending = metrics.pending
+
+    def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
+        """A success's two figures, kept for the metrics' next fold: `record`'s success path,
+        inline, one frame less on most attempts."""
+        started = ctx.attempt_started
+        first = ctx.first_byte
+        pending = self.pending
+        pending.append(ctx.attempt_ended - started)
+        pending.append(first - started if first >= 0 else -1.0)
+        if len(pending) >= PENDING_MOST:
+            self.metrics.fold()
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if not reached:

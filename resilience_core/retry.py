@@ -8,7 +8,7 @@ from .backoff import Stop, Wait, exponential, jitter, stop_after_attempt
 from .context import Context
 from .events import RetryBudgetExhausted, RetryScheduled
 from .outcome import Outcome, retry_after_of
-from .policy import Repeater
+from .policy import Begin, Repeater
 from .predicates import TRANSIENT, Predicate
 
 DEFAULT_MAX_ATTEMPTS = 3
@@ -48,6 +48,11 @@ class RetryBudget:
 
     def deposit(self, now: float) -> None:
         """Count one call made at `now` (credited, with the time since, when a retry asks)."""
+        self.begin(None, now)
+
+    def begin(self, ctx: Context | None, now: float) -> None:
+        """`deposit` in the shape of `Repeater.begin`: the retry hands it to the attempt engine
+        as its hook (`Retry.begin_hook`), one frame less on every request."""
         if self._last is None:
             self._credited_to = now  # time counts from the first call
         self._uncredited += 1
@@ -103,7 +108,11 @@ class Retry(Repeater):
 
     def begin(self, ctx: Context, now: float) -> None:
         if self.budget is not None:
-            self.budget.deposit(now)
+            self.budget.begin(ctx, now)
+
+    def begin_hook(self) -> Begin | None:
+        """The budget's own hook: `begin` would only forward to it (None without a budget)."""
+        return self.budget.begin if self.budget is not None else None
 
     def again(self, ctx: Context, outcome: Outcome, tries: int, start: float) -> float | None:
         config = self.config

@@ -19,6 +19,8 @@ DEFAULT_HALF_OPEN_PROBES = 3
 
 NO_PERMIT = -1
 """What `try_acquire` returns when the call must not go through."""
+PASSED_MOST = 32
+"""Fast successes noted before they are folded into the window even if nothing reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class CircuitBreaker:
         "generation",
         "name",
         "opened_at",
+        "passed",
+        "slow_call_duration",
         "state",
         "window",
     )
@@ -133,6 +137,12 @@ class CircuitBreaker:
         self._probe_successes = 0
         self.failed_probes = 0
         """Probes failed in a row since the circuit last closed: the wait's backoff exponent."""
+        self.slow_call_duration = self.config.slow_call_duration
+        self.passed: list[float] = []
+        """When the fast successes of closed-state permits not yet in the window ended, oldest
+        first: the policy appends (`CircuitBreakerPolicy.succeeded`), anything that reads the
+        window or moves the state folds them in first (`fold`). A fast success never trips the
+        circuit, so only a later result or transition needs them counted."""
 
     @property
     def wait(self) -> float:
@@ -163,10 +173,25 @@ class CircuitBreaker:
         if permit == self.generation and self.state is HALF_OPEN:
             self._probes_in_flight -= 1
 
+    def fold(self) -> None:
+        """Count the pending fast successes (`passed`) in the window, oldest first."""
+        passed = self.passed
+        if passed:
+            self.window.passed(passed)
+            self._consecutive = 0
+            passed.clear()
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The window's counts now, pending fast successes included."""
+        self.fold()
+        return self.window.snapshot(now)
+
     def on_result(self, permit: int, failed: bool, duration: float, now: float) -> None:
         """Record a finished call admitted with `permit`."""
         if permit != self.generation:
             return
+        if self.passed:
+            self.fold()
         state = self.state
         if state is CLOSED:
             slow = duration >= self.config.slow_call_duration
@@ -225,6 +250,7 @@ class CircuitBreaker:
             self._transition(CLOSED, now, reason)
 
     def _transition(self, target: CircuitState, now: float, reason: str) -> None:
+        self.fold()
         source = self.state
         check_transition(source, target)
         self.state = target

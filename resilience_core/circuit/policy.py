@@ -7,7 +7,7 @@ from ..errors import CircuitOpenError
 from ..outcome import Outcome
 from ..policy import Guard
 from ..predicates import RATE_LIMITED, TRANSIENT, Predicate
-from .breaker import NO_PERMIT, CircuitBreaker
+from .breaker import NO_PERMIT, PASSED_MOST, CircuitBreaker
 from .state import CLOSED, HALF_OPEN
 
 BREAKER_FAILURE = TRANSIENT & ~RATE_LIMITED
@@ -50,6 +50,21 @@ class CircuitBreakerPolicy(Guard):
         failed = outcome.error is not None and self.failure(outcome)
         ended = ctx.attempt_ended
         self.breaker.on_result(ctx.permit, failed, ended - ctx.attempt_started, ended)
+
+    def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
+        """`settle` for a success: a fast one in the closed state, most attempts, is only noted
+        (`CircuitBreaker.passed`) for the breaker to count when something needs the window."""
+        breaker = self.breaker
+        ended = ctx.attempt_ended
+        duration = ended - ctx.attempt_started
+        fast = duration < breaker.slow_call_duration
+        if fast and breaker.state is CLOSED and ctx.permit == breaker.generation:
+            passed = breaker.passed
+            passed.append(ended)
+            if len(passed) >= PASSED_MOST:
+                breaker.fold()
+        else:
+            breaker.on_result(ctx.permit, False, duration, ended)
 
     def abandon(self, ctx: Context) -> None:
         """Cancelled from outside: says nothing of the model, unless another model answered

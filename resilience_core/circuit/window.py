@@ -29,6 +29,10 @@ class Window(Protocol):
 
     def record(self, failed: bool, slow: bool, now: float) -> None: ...
 
+    def passed(self, ends: list[float]) -> None:
+        """Fast successes that ended at `ends`, oldest first: `record(False, False, end)` each."""
+        ...
+
     def snapshot(self, now: float) -> Snapshot: ...
 
     def reset(self) -> None: ...
@@ -61,6 +65,10 @@ class CountWindow:
         self._calls += 1
         self._failures += failed
         self._slow += slow
+
+    def passed(self, ends: list[float]) -> None:
+        for _ in ends:
+            self.record(False, False, 0.0)
 
     def snapshot(self, now: float) -> Snapshot:
         return Snapshot(self._calls, self._failures, self._slow)
@@ -147,6 +155,12 @@ class TimeWindow:
             self._open_failures += 1
         if slow:
             self._open_slow += 1
+
+    def passed(self, ends: list[float]) -> None:
+        for now in ends:
+            if now >= self._ends:
+                self._move(now)
+            self._open_calls += 1
 
     def snapshot(self, now: float) -> Snapshot:
         if now >= self._ends:

@@ -19,8 +19,11 @@ from resilience_core import (
     Settleable,
 )
 from resilience_core.circuit import NO_PERMIT
+from resilience_core.circuit.breaker import DEFAULT_WINDOW_SIZE, PASSED_MOST
 from resilience_core.circuit.state import check_transition
 from resilience_core.circuit.window import TimeWindow
+from resilience_core.context import Context
+from resilience_core.outcome import Outcome
 from tests.conftest import Scripted, error, run_on
 
 
@@ -461,7 +464,13 @@ class RateRulesAgainstReference(RuleBasedStateMachine):
 
     def _finish(self, call, failed, slow):
         permit, generation = call
-        self.breaker.on_result(permit, failed=failed, duration=2.0 if slow else 0.0, now=self.now)
+        duration = 2.0 if slow else 0.0
+        if failed:
+            self.breaker.on_result(permit, failed=True, duration=duration, now=self.now)
+        else:  # as the engine reports a success: through the policy, which may only note it
+            ctx = Context(None, None)
+            ctx.permit, ctx.attempt_started, ctx.attempt_ended = permit, self.now - duration, self.now
+            CircuitBreakerPolicy(self.breaker).succeeded(ctx, Outcome(value="ok"))
         if generation != self.generation:
             return  # admitted in an earlier state: ignored
         if self.state == "closed":
@@ -502,7 +511,7 @@ class RateRulesAgainstReference(RuleBasedStateMachine):
         assert self.breaker.state.value == self.state
         assert self.breaker.generation == self.generation
         if self.state == "closed":
-            snap = self.breaker.window.snapshot(self.now)
+            snap = self.breaker.snapshot(self.now)
             assert (snap.calls, snap.failures, snap.slow) == (
                 len(self.window),
                 sum(f for f, _ in self.window),
@@ -545,3 +554,49 @@ def test_settleable_values_are_judged_when_they_settle_not_when_returned(clock):
         stream.settle(failed=True)  # both cut mid-answer
     assert breaker.state is CircuitState.OPEN
     assert metrics.snapshot("m").failures == 2
+
+
+def noted_success(breaker, now=0.0, duration=0.0):
+    """A success as the engine reports it: through the policy, which may only note it."""
+    ctx = Context(None, None)
+    ctx.permit = breaker.try_acquire(now - duration)
+    assert ctx.permit != NO_PERMIT
+    ctx.attempt_started, ctx.attempt_ended = now - duration, now
+    CircuitBreakerPolicy(breaker).succeeded(ctx, Outcome(value="ok"))
+
+
+def test_a_noted_success_breaks_a_run_of_failures():
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(consecutive_failures=2))
+    fail(breaker, now=1.0)
+    noted_success(breaker, now=2.0)
+    assert breaker.passed == [2.0]  # closed and fast: only noted
+    fail(breaker, now=3.0)
+    assert breaker.state is CircuitState.CLOSED  # one failure since the success, not two
+    snap = breaker.snapshot(3.0)
+    assert (snap.calls, snap.failures, snap.slow) == (3, 2, 0)
+
+
+def test_noted_successes_stay_in_the_spell_they_ended_in():
+    """A transition counts the noted successes first: after a restore the window is the new
+    spell's alone, not the old spell's successes folded in late."""
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(window_seconds=60.0))
+    for t in (1.0, 2.0, 3.0):
+        noted_success(breaker, now=t)
+    breaker.isolate(4.0, "test")
+    breaker.restore(5.0, "test")
+    assert breaker.snapshot(5.0).calls == 0
+
+
+def test_a_slow_success_is_judged_at_once_and_notes_stay_bounded():
+    config = CircuitBreakerConfig(slow_call_duration=1.0, slow_call_rate=0.5, minimum_calls=2)
+    breaker = CircuitBreaker("m", config)
+    for i in range(3 * PASSED_MOST):
+        noted_success(breaker, now=float(i))
+        assert len(breaker.passed) < PASSED_MOST
+    now = 3.0 * PASSED_MOST
+    for i in range(DEFAULT_WINDOW_SIZE):  # slow ones are not noted: each is judged as it ends
+        noted_success(breaker, now=now + i, duration=2.0)
+        if breaker.state is CircuitState.OPEN:
+            break
+    # Opened by the slow call that made half the window slow: the noted fast ones were counted.
+    assert breaker.state is CircuitState.OPEN and i + 1 == DEFAULT_WINDOW_SIZE // 2

@@ -1,8 +1,14 @@
 import math
+from collections import deque
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resilience_core import MetricsCollector, Pipeline
+from resilience_core.context import Context
+from resilience_core.metrics import PENDING_MOST, MetricsPolicy, ModelMetrics
+from resilience_core.outcome import Outcome
 from tests.conftest import Scripted, error, run_on
 
 
@@ -66,3 +72,97 @@ def test_prometheus_exposition_has_every_model_and_state():
 def test_empty_model_reports_nan_latency_and_full_availability():
     snap = MetricsCollector().snapshot("fresh")
     assert math.isnan(snap.p50) and snap.availability == 1.0
+
+
+class EagerMetrics:
+    """The figures as one update per attempt would leave them (the metrics before successes
+    were kept raw and folded in batches): what folding must reproduce exactly."""
+
+    def __init__(self, window, alpha):
+        self.window, self.alpha = window, alpha
+        self.calls = self.failures = 0
+        self.latencies: deque[float] = deque(maxlen=window)
+        self.failed: deque[int] = deque()
+        self.total, self.ewma, self.error = 0.0, None, 0.0
+        self.srtt, self.rttvar = None, 0.0
+
+    def smooth(self, first):
+        if self.srtt is None:
+            self.srtt, self.rttvar = first, first / 2
+        else:
+            self.rttvar += 0.25 * (abs(self.srtt - first) - self.rttvar)
+            self.srtt += 0.125 * (first - self.srtt)
+
+    def record(self, latency, failed, first):
+        if first >= 0:
+            self.smooth(first)
+        self.calls += 1
+        if failed:
+            self.failures += 1
+            self.failed.append(self.calls)
+        if self.failed and self.failed[0] <= self.calls - self.window:
+            self.failed.popleft()
+        self.latencies.append(latency)
+        self.total += latency
+        self.ewma = latency if self.ewma is None else self.ewma + self.alpha * (latency - self.ewma)
+        if failed or self.error:
+            self.error += self.alpha * (failed - self.error)
+
+
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("attempt"),
+            st.floats(0.0, 5.0),
+            st.booleans(),
+            st.one_of(st.just(-1.0), st.floats(0.0, 5.0)),
+        ),
+        st.tuples(st.just("probe"), st.floats(0.0, 5.0)),
+        st.tuples(st.just("read")),
+    ),
+    max_size=300,
+)
+
+
+@given(steps=STEPS, window=st.integers(1, 50))
+@settings(max_examples=150, deadline=None)
+def test_successes_folded_in_batches_give_the_figures_of_one_update_each(steps, window):
+    """Successes wait in `pending` and are folded FOLD_EVERY at a time or when read; failures,
+    probes and every reader fold first, so the order of the updates, and every figure, is
+    what updating once per attempt gives. Attempts come both through `record` and through
+    the policy's success path, as the engine reports them."""
+    metrics = ModelMetrics("m", window=window)
+    policy = MetricsPolicy(metrics)
+    eager = EagerMetrics(window, metrics.alpha)
+    for i, step in enumerate(steps):
+        if step[0] == "attempt":
+            _, latency, failed, first = step
+            if not failed and i % 2:
+                ctx = Context(None, None)
+                ctx.attempt_started, ctx.attempt_ended = 10.0, 10.0 + latency
+                ctx.first_byte = 10.0 + first if first >= 0 else -1.0
+                policy.succeeded(ctx, Outcome(value="ok"))
+                first = ctx.first_byte - 10.0 if first >= 0 else -1.0  # the same float the policy computed
+                latency = ctx.attempt_ended - 10.0
+            else:
+                metrics.record(latency, failed, first)
+            eager.record(latency, failed, first)
+        elif step[0] == "probe":
+            metrics.probed(step[1])
+            eager.smooth(step[1])
+        else:
+            assert metrics.calls == eager.calls
+        assert len(metrics.pending) < PENDING_MOST  # never more than a batch waits
+    snap = metrics.snapshot()
+    assert (snap.calls, snap.failures) == (eager.calls, eager.failures)
+    assert snap.error_rate == (len(eager.failed) / len(eager.latencies) if eager.latencies else 0.0)
+    assert sorted(metrics._latencies) == sorted(eager.latencies)
+    assert (metrics.ewma_latency, metrics.ewma_error, metrics.latency_sum) == (
+        eager.ewma,
+        eager.error,
+        eager.total,
+    )
+    assert (metrics.first_srtt, metrics.first_answer_bound()) == (
+        eager.srtt,
+        None if eager.srtt is None else eager.srtt + 4 * eager.rttvar,
+    )

@@ -243,7 +243,7 @@ def test_thousand_concurrent_calls_are_counted_exactly_once(tmp_path, window):
         assert handle.breaker.generation == len(mine)
         closed_at = max((i + 1 for i, e in enumerate(mine) if e.to_state == "closed"), default=0)
         spell = [failed for start, end, failed in seen[name] if start == end == closed_at]
-        snap = handle.breaker.window.snapshot(clock.now())
+        snap = handle.breaker.snapshot(clock.now())
         assert (snap.calls, snap.failures) == (len(spell), sum(spell)), name
         spells[name] = (closed_at, len(spell))
     assert spells["c"] == (0, len(seen["c"]))  # never tripped: its window holds every call
