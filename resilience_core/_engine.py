@@ -47,10 +47,11 @@ class Steps:
 
     `admits` are in order, outermost first, each with its guard's position; `settles` the
     same, innermost first; `abandons` innermost first. Hooks a policy leaves as its base
-    class's no-op are not listed, so they cost nothing. `succeeded` are the settles of the
-    guards with something to do when an attempt simply succeeds (most attempts): the others
-    are not called then. `cap` is the innermost admitting guard's cap on each attempt when
-    capping is all its admit does (`Guard.caps_attempt`): the engine applies it itself.
+    class's no-op are not listed, so they cost nothing. `succeeded` are the success hooks
+    (`Guard.succeeded`, else `settle`) of the guards with something to do when an attempt
+    simply succeeds (most attempts): the others are not called then. `cap` is the innermost
+    admitting guard's cap on each attempt when capping is all its admit does
+    (`Guard.caps_attempt`): the engine applies it itself.
     """
 
     admits: tuple[tuple[int, Admit], ...] = ()

@@ -107,6 +107,11 @@ class ModelMetrics:
         return self._failures
 
     @property
+    def first_rttvar(self) -> float:
+        self.fold()
+        return self._first_rttvar
+
+    @property
     def latency_sum(self) -> float:
         """Seconds of every attempt since start: a summary's `_sum`, beside `calls` as `_count`."""
         self.fold()

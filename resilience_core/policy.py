@@ -69,7 +69,8 @@ class Guard:
     def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
         """`settle` for an attempt that reached the upstream and succeeded, called as `settle`
         is (`reached` True): a guard overrides it when its success path alone is cheaper, as
-        most attempts take it. The engine calls it in place of `settle` then."""
+        most attempts take it. The engine calls it in place of `settle` then; a started stream
+        is still settled through `settle` when it ends."""
         self.settle(ctx, outcome, reached)
 
     def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:

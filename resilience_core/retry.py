@@ -111,7 +111,10 @@ class Retry(Repeater):
             self.budget.begin(ctx, now)
 
     def begin_hook(self) -> Begin | None:
-        """The budget's own hook: `begin` would only forward to it (None without a budget)."""
+        """The budget's own hook: `begin` would only forward to it (None without a budget),
+        unless a subclass changed `begin`."""
+        if type(self).begin is not Retry.begin:
+            return super().begin_hook()
         return self.budget.begin if self.budget is not None else None
 
     def again(self, ctx: Context, outcome: Outcome, tries: int, start: float) -> float | None:

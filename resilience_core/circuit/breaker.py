@@ -126,6 +126,7 @@ class CircuitBreaker:
         self.name = name
         self.config = config if config is not None else CircuitBreakerConfig()
         self.window = self.config.new_window()
+        """Read it through `snapshot`, which counts the noted successes (`passed`) first."""
         self.state = CLOSED
         self.opened_at = -math.inf
         self._emit = emit
