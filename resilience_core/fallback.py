@@ -124,15 +124,8 @@ class Fallback:
         if not getattr(first, "honours_failover", False):
             return self._one_at_a_time(ctx, ordered)
         # As in `_one_at_a_time`, but with no frame of ours around the first candidate: its
-        # engine awaits the rest only when it fails (see `Context.failover`). `_aim_first`,
-        # inline: a frame is ~3 % of the policies' cost per request, in process.
-        own = ctx.model
-        if len(ordered) > 1:
-            ctx.soft_cap = self.soft_cap(ctx, first)
-            ctx.alternatives = len(ordered) - 1
-        ctx.model = first.name
-        ctx.call = first.call
-        ctx.attempt_deadline = math.inf
+        # engine awaits the rest only when it fails (see `Context.failover`).
+        own = self._aim_first(ctx, ordered)
         if own is None and ordered is self.kept:
             failover = self._kept_failover
             if failover is None or failover.args[0] is not ordered:

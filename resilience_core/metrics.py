@@ -164,17 +164,12 @@ class ModelMetrics:
         if not pending:
             return
         calls, window, alpha = self._calls, self.window, self.alpha
-        srtt, rttvar = self._first_srtt, self._first_rttvar
         ewma, error, total = self._ewma_latency, self._ewma_error, self._latency_sum
         failures, latencies = self._failed_calls, self._latencies
         for i in range(0, len(pending), 2):
             latency, first = pending[i], pending[i + 1]
-            if first >= 0:  # RFC 6298's smoothing
-                if srtt is None:
-                    srtt, rttvar = first, first / 2
-                else:
-                    rttvar += 0.25 * (abs(srtt - first) - rttvar)
-                    srtt += 0.125 * (first - srtt)
+            if first >= 0:
+                self._smooth_first(first)
             calls += 1
             if failures and failures[0] <= calls - window:
                 failures.popleft()
@@ -184,10 +179,11 @@ class ModelMetrics:
             if error:  # nothing to decay while no failure was seen
                 error -= alpha * error
         pending.clear()  # in place: the metrics' policy keeps this list
-        self._calls, self._first_srtt, self._first_rttvar = calls, srtt, rttvar
+        self._calls = calls
         self._ewma_latency, self._ewma_error, self._latency_sum = ewma, error, total
 
     def _smooth_first(self, first: float) -> None:
+        """RFC 6298's smoothing of the time to a first answer."""
         srtt = self._first_srtt
         if srtt is None:
             self._first_srtt, self._first_rttvar = first, first / 2

@@ -111,7 +111,6 @@ class CircuitBreaker:
         "name",
         "opened_at",
         "passed",
-        "slow_call_duration",
         "state",
         "window",
     )
@@ -138,7 +137,6 @@ class CircuitBreaker:
         self._probe_successes = 0
         self.failed_probes = 0
         """Probes failed in a row since the circuit last closed: the wait's backoff exponent."""
-        self.slow_call_duration = self.config.slow_call_duration
         self.passed: list[float] = []
         """When the fast successes of closed-state permits not yet in the window ended, oldest
         first: the policy appends (`CircuitBreakerPolicy.succeeded`), anything that reads the
@@ -191,8 +189,7 @@ class CircuitBreaker:
         """Record a finished call admitted with `permit`."""
         if permit != self.generation:
             return
-        if self.passed:
-            self.fold()
+        self.fold()
         state = self.state
         if state is CLOSED:
             slow = duration >= self.config.slow_call_duration

@@ -57,7 +57,7 @@ class CircuitBreakerPolicy(Guard):
         breaker = self.breaker
         ended = ctx.attempt_ended
         duration = ended - ctx.attempt_started
-        fast = duration < breaker.slow_call_duration
+        fast = duration < breaker.config.slow_call_duration
         if fast and breaker.state is CLOSED and ctx.permit == breaker.generation:
             passed = breaker.passed
             passed.append(ended)
