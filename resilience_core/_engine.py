@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from ._calm import LOG_MOST, NEVER, Calm
 from ._expiry import Watchdog, watchdog_for
 from .context import Context
 from .errors import AnswerFailedError, AttemptTimeoutError, DeadlineExceededError, RejectedError
@@ -51,7 +52,8 @@ class Steps:
     (`Guard.succeeded`, else `settle`) of the guards with something to do when an attempt
     simply succeeds (most attempts): the others are not called then. `cap` is the innermost
     admitting guard's cap on each attempt when capping is all its admit does
-    (`Guard.caps_attempt`): the engine applies it itself.
+    (`Guard.caps_attempt`): the engine applies it itself. While `calm` is quiet, the admits
+    and success hooks are skipped and a fast success is logged there instead (`_calm`).
     """
 
     admits: tuple[tuple[int, Admit], ...] = ()
@@ -61,6 +63,7 @@ class Steps:
     again: Again | None = None
     succeeded: tuple[Settle, ...] = ()
     cap: float = math.inf
+    calm: Calm = NEVER
 
 
 def attempt_with(steps: Steps) -> Next:
@@ -81,7 +84,7 @@ def attempt_with(steps: Steps) -> Next:
     admits, settles, abandons = steps.admits, steps.settles, steps.abandons
     settle_all = tuple(settle for _, settle in settles)
     settle_ok = steps.succeeded
-    begin, again, cap = steps.begin, steps.again, steps.cap
+    begin, again, cap, calm = steps.begin, steps.again, steps.cap, steps.calm
     # The last clock, a weak reference to its loop (this cache keeps no loop alive), their
     # watchdog and its entries: one tuple, read at once.
     kept: list[Any] = [(None, _NO_LOOP, None, None)]
@@ -97,11 +100,16 @@ def attempt_with(steps: Steps) -> Next:
         previous: Outcome | None = None
         while True:
             outcome = None
-            for position, admit in admits:  # `admit_all`, inline: every attempt passes here
-                outcome = admit(ctx)
-                if outcome is not None:
-                    refused(ctx, outcome, position, settles)
-                    break
+            if calm.quiet:  # every admit would let it through: the breaker's permit is the calm's
+                epoch = calm.epoch
+                ctx.permit = calm.permit
+            else:
+                epoch = -1
+                for position, admit in admits:  # `admit_all`, inline
+                    outcome = admit(ctx)
+                    if outcome is not None:
+                        refused(ctx, outcome, position, settles)
+                        break
             if outcome is None:
                 ctx.attempt_ended = -1.0
                 if cap != math.inf:  # `Timeout.admit`, inline
@@ -154,13 +162,18 @@ def attempt_with(steps: Steps) -> Next:
                             # The timer fired in the same loop iteration the call finished:
                             # consume our own cancellation so it does not hit the next await.
                             task.uncancel()
-                    ctx.attempt_ended = ctx.first_byte = ctx.clock.now()
+                    ended = ctx.attempt_ended = ctx.first_byte = ctx.clock.now()
                     if settle_all:  # `settle_or_defer`, inline (no guard: no stream callback either)
                         if outcome.error is not None:
                             for settle in settle_all:
                                 settle(ctx, outcome, True)
                         elif isinstance(outcome.value, Settleable):
                             defer(ctx, outcome, settle_all)
+                        elif epoch == calm.epoch and ended - ctx.attempt_started < calm.slow:
+                            log = calm.log  # calm throughout, and fast: the guards count it later
+                            log += (ctx.attempt_started, ended, ended)
+                            if len(log) >= LOG_MOST:
+                                calm.drain()
                         else:
                             for settle in settle_ok:
                                 settle(ctx, outcome, True)

@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._calm import Calm
 from .context import Context
 from .errors import AttemptTimeoutError, RejectedError
 from .outcome import Outcome, retry_after_of
@@ -113,6 +114,8 @@ class Holds(Guard):
     breaker has counted enough of them). A success ends the 429 streak."""
 
     __slots__ = (
+        "calm",
+        "calms",
         "holder",
         "model",
         "on_trial",
@@ -143,6 +146,10 @@ class Holds(Guard):
         """The call finding out, while it runs."""
         self.trial_answers = 0
         """Trial calls answered in time in a row (`TRIAL_ANSWERS` end the trial)."""
+        self.calms: list[Calm] = []
+        """The pipelines' calms these holds take part in (`join_calm`)."""
+        self.calm = True
+        """No trial and no streak of rate limits: what the calms were last told."""
 
     def admit(self, ctx: Context) -> Outcome | None:
         """While the model is on trial, one call at a time that could be cut tries it and the
@@ -163,6 +170,21 @@ class Holds(Guard):
     def abandon(self, ctx: Context) -> None:
         if ctx is self.trial:
             self.trial = None
+            self._tell_calms()
+
+    def join_calm(self, calm: Calm) -> None:
+        self.calms.append(calm)
+
+    def calm_into(self, calm: Calm) -> bool:
+        """No trial and no streak: `admit` lets everyone through, `succeeded` does nothing."""
+        return self.calm
+
+    def _tell_calms(self) -> None:
+        calm = not self.on_trial and self.trial is None and not self.streak
+        if calm is not self.calm:
+            self.calm = calm
+            for each in self.calms:
+                each.changed()
 
     def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
         """`settle` for a success: most meet no trial and no streak of rate limits to end."""
@@ -170,6 +192,11 @@ class Holds(Guard):
             self.settle(ctx, outcome, reached)
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
+        self._settle(ctx, outcome, reached)
+        if self.calms:
+            self._tell_calms()
+
+    def _settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if ctx is self.trial:
             self.trial = None
             if reached and outcome.error is None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._calm import Calm, Sink, drain_all
 from .context import Context
 from .outcome import Outcome
 from .policy import Guard
@@ -23,8 +24,8 @@ LATENCY_FLOOR = 0.001
 FOLD_EVERY = 32
 """Successes kept as raw figures before they are folded into the metrics (any read folds them
 first, so nobody sees them stale)."""
-PENDING_MOST = 2 * FOLD_EVERY
-"""Two figures a success."""
+PENDING_MOST = 3 * FOLD_EVERY
+"""Three figures a success."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class ModelMetrics:
     """Rolling window of the last `window` results of one model, plus EWMAs for routing.
 
-    A success, most attempts, is kept as two raw figures in `pending` and folded into the rest
+    A success, most attempts, is kept as three raw figures in `pending` and folded into the rest
     `FOLD_EVERY` at a time, or sooner when anything reads a figure (every reader folds first):
     the same sums in the same order, but the fold runs with its code and data in the cache,
     where one update per request ran cold each time (in process, callgrind counted the
@@ -73,6 +74,7 @@ class ModelMetrics:
         "_latencies",
         "_latency_sum",
         "alpha",
+        "calms",
         "model",
         "pending",
         "window",
@@ -94,7 +96,11 @@ class ModelMetrics:
         """Call numbers of the failures among the last `window` calls: a success, the common
         case, then costs one comparison instead of a second per-call deque."""
         self.pending: list[float] = []
-        """Successes not folded yet: latency and time to first answer (-1: none), in turn."""
+        """Successes not folded yet: when each started, ended and first answered (-1: not),
+        in turn (`record` puts 0 as the start), as a calm logs them (`_calm`)."""
+        self.calms: list[Calm] = []
+        """The pipelines' calms these metrics take part in (`MetricsPolicy.join_calm`): drained
+        before any figure is read or a result kept."""
 
     @property
     def calls(self) -> int:
@@ -136,9 +142,10 @@ class ModelMetrics:
     def record(self, latency: float, failed: bool, first: float = -1.0) -> None:
         """One attempt: its latency, whether it failed, and (>= 0) its time to first answer."""
         if not failed:
+            if self.calms:
+                drain_all(self.calms)
             pending = self.pending
-            pending.append(latency)
-            pending.append(first)
+            pending += (0.0, latency, first)
             if len(pending) >= PENDING_MOST:
                 self.fold()
             return
@@ -160,16 +167,25 @@ class ModelMetrics:
 
     def fold(self) -> None:
         """Fold the pending successes in, oldest first: the updates `record` would have made."""
+        if self.calms:
+            drain_all(self.calms)
         pending = self.pending
         if not pending:
             return
         calls, window, alpha = self._calls, self.window, self.alpha
         ewma, error, total = self._ewma_latency, self._ewma_error, self._latency_sum
+        srtt, rttvar = self._first_srtt, self._first_rttvar
         failures, latencies = self._failed_calls, self._latencies
-        for i in range(0, len(pending), 2):
-            latency, first = pending[i], pending[i + 1]
-            if first >= 0:
-                self._smooth_first(first)
+        for i in range(0, len(pending), 3):
+            started = pending[i]
+            latency, first = pending[i + 1] - started, pending[i + 2]
+            if first >= 0:  # `_smooth_first`, inline: nearly every success has a first answer
+                first -= started
+                if srtt is None:
+                    srtt, rttvar = first, first / 2
+                else:
+                    rttvar += 0.25 * (abs(srtt - first) - rttvar)
+                    srtt += 0.125 * (first - srtt)
             calls += 1
             if failures and failures[0] <= calls - window:
                 failures.popleft()
@@ -181,6 +197,12 @@ class ModelMetrics:
         pending.clear()  # in place: the metrics' policy keeps this list
         self._calls = calls
         self._ewma_latency, self._ewma_error, self._latency_sum = ewma, error, total
+        self._first_srtt, self._first_rttvar = srtt, rttvar
+
+    def take_log(self, log: list[float]) -> None:
+        """A calm's logged successes (`_calm.Sink`), in `pending`'s own form."""
+        self.pending += log
+        self.fold()
 
     def _smooth_first(self, first: float) -> None:
         """RFC 6298's smoothing of the time to a first answer."""
@@ -344,15 +366,23 @@ class MetricsPolicy(Guard):
         self.pending = metrics.pending
 
     def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
-        """A success's two figures, kept for the metrics' next fold: `record`'s success path,
-        inline, one frame less on most attempts."""
-        started = ctx.attempt_started
-        first = ctx.first_byte
+        """A success's three figures, kept for the metrics' next fold: `record`'s success
+        path, inline, one frame less (when its pipeline's calm logs it: two less)."""
+        metrics = self.metrics
+        if metrics.calms:  # successes logged before this one are counted before it
+            drain_all(metrics.calms)
         pending = self.pending
-        pending.append(ctx.attempt_ended - started)
-        pending.append(first - started if first >= 0 else -1.0)
+        pending += (ctx.attempt_started, ctx.attempt_ended, ctx.first_byte)
         if len(pending) >= PENDING_MOST:
             self.metrics.fold()
+
+    def join_calm(self, calm: Calm) -> Sink:
+        self.metrics.calms.append(calm)
+        return self.metrics.take_log
+
+    def calm_into(self, calm: Calm) -> bool:
+        """Always: it admits everyone, and a success is only kept for the next fold."""
+        return True
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if not reached:

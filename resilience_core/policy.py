@@ -15,6 +15,7 @@ import random
 from collections.abc import Awaitable
 from typing import Any, ClassVar, Protocol
 
+from ._calm import NEVER, Calm, Sink
 from ._engine import Begin, Next, Steps, attempt_with, settle_or_defer
 from .clock import SYSTEM_CLOCK, Clock
 from .context import Call, Context
@@ -72,6 +73,20 @@ class Guard:
         most attempts take it. The engine calls it in place of `settle` then; a started stream
         is still settled through `settle` when it ends."""
         self.settle(ctx, outcome, reached)
+
+    def join_calm(self, calm: Calm) -> Sink | None:
+        """Take part in `calm` (see `_calm`): call `calm.changed()` whenever `calm_into` may
+        answer differently, drain it (`calm.drain()`) before any figure is read or written, and
+        return what counts the successes it logs (None: they change nothing here). A guard that
+        does not override this keeps its pipeline from ever skipping its hooks."""
+        raise NotImplementedError
+
+    def calm_into(self, calm: Calm) -> bool:
+        """Whether `admit` would let any attempt through untouched now, except for setting
+        `ctx.permit` (then to `calm.permit`), and `succeeded` would change nothing but what
+        the logged success tells the sink; a success slower than this guard's ordinary bound
+        lowers `calm.slow` to it."""
+        return False
 
     def __call__(self, ctx: Context, next: Next) -> Awaitable[Outcome]:
         """As an ordinary policy: where it does not sit next to the attempt (e.g. outside a
@@ -167,19 +182,38 @@ def _steps(guards: tuple[Guard, ...], repeater: Repeater | None) -> Steps:
     cap = admitting[-1][1].caps_attempt() if admitting else None
     if cap is not None:
         admitting.pop()
+    succeeding = [g for _, g in settling if not g.quiet_on_success]
     return Steps(
         admits=tuple((i, g.admit) for i, g in admitting),
         settles=tuple((i, g.settle) for i, g in settling),
         abandons=tuple(g.abandon for g in reversed(guards) if _overrides(g, "abandon")),
         begin=repeater.begin_hook() if repeater is not None else None,
         again=repeater.again if repeater is not None else None,
-        succeeded=tuple(
-            g.succeeded if _overrides(g, "succeeded") else g.settle
-            for _, g in settling
-            if not g.quiet_on_success
-        ),
+        succeeded=tuple(g.succeeded if _overrides(g, "succeeded") else g.settle for g in succeeding),
         cap=math.inf if cap is None else cap,
+        calm=_calm_of([*dict.fromkeys([g for _, g in admitting] + succeeding)]),
     )
+
+
+def _calm_of(members: list[Guard]) -> Calm:
+    """A calm for `members` (the guards with an admit or a success hook), if every one of them
+    can take part with the hooks it has: a subclass that overrides `admit`, `settle` or
+    `succeeded` below the class that joined it to a calm does not inherit the join."""
+    if not members or not all(_joins_calm(g) for g in members):
+        return NEVER
+    calm = Calm(members)
+    calm.sinks = tuple(sink for g in members if (sink := g.join_calm(calm)) is not None)
+    calm.changed()
+    return calm
+
+
+def _joins_calm(guard: Guard) -> bool:
+    mro = type(guard).__mro__
+    owner = next(i for i, cls in enumerate(mro) if "join_calm" in vars(cls))
+    if mro[owner] is Guard:
+        return False
+    hooks = ("admit", "settle", "succeeded", "calm_into")
+    return all(next(i for i, cls in enumerate(mro) if hook in vars(cls)) >= owner for hook in hooks)
 
 
 _ONE_ATTEMPT = attempt_with(Steps())

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._calm import Calm, drain_all
 from ..events import CircuitStateChanged, Event
 from .state import CLOSED, HALF_OPEN, ISOLATED, OPEN, CircuitState, check_transition
 from .window import CountWindow, Snapshot, TimeWindow, Window
@@ -105,6 +106,7 @@ class CircuitBreaker:
         "_emit",
         "_probe_successes",
         "_probes_in_flight",
+        "calms",
         "config",
         "failed_probes",
         "generation",
@@ -142,6 +144,9 @@ class CircuitBreaker:
         first: the policy appends (`CircuitBreakerPolicy.succeeded`), anything that reads the
         window or moves the state folds them in first (`fold`). A fast success never trips the
         circuit, so only a later result or transition needs them counted."""
+        self.calms: list[Calm] = []
+        """The pipelines' calms this breaker takes part in (`CircuitBreakerPolicy.join_calm`):
+        told of every transition, drained before the window is read or written."""
 
     @property
     def wait(self) -> float:
@@ -173,12 +178,20 @@ class CircuitBreaker:
             self._probes_in_flight -= 1
 
     def fold(self) -> None:
-        """Count the pending fast successes (`passed`) in the window, oldest first."""
+        """Count the pending fast successes (`passed`, and the calms' logs) in the window,
+        oldest first."""
+        if self.calms:
+            drain_all(self.calms)
         passed = self.passed
         if passed:
             self.window.passed(passed)
             self._consecutive = 0
             passed.clear()
+
+    def take_log(self, log: list[float]) -> None:
+        """A calm's logged successes (`_calm.Sink`): fast, in the closed state."""
+        self.passed.extend(log[1::3])
+        self.fold()
 
     def snapshot(self, now: float) -> Snapshot:
         """The window's counts now, pending fast successes included."""
@@ -261,5 +274,7 @@ class CircuitBreaker:
             self.failed_probes = 0
             self.window.reset()
             self._consecutive = 0
+        for calm in self.calms:
+            calm.changed()
         if self._emit is not None:
             self._emit(CircuitStateChanged(now, self.name, source.value, target.value, reason))

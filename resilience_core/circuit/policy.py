@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._calm import Calm, Sink, drain_all
 from ..context import Context
 from ..errors import CircuitOpenError
 from ..outcome import Outcome
@@ -59,12 +60,28 @@ class CircuitBreakerPolicy(Guard):
         duration = ended - ctx.attempt_started
         fast = duration < breaker.config.slow_call_duration
         if fast and breaker.state is CLOSED and ctx.permit == breaker.generation:
+            if breaker.calms:  # successes logged before this one are counted before it
+                drain_all(breaker.calms)
             passed = breaker.passed
             passed.append(ended)
             if len(passed) >= PASSED_MOST:
                 breaker.fold()
         else:
             breaker.on_result(ctx.permit, False, duration, ended)
+
+    def join_calm(self, calm: Calm) -> Sink:
+        self.breaker.calms.append(calm)
+        return self.breaker.take_log
+
+    def calm_into(self, calm: Calm) -> bool:
+        """Closed: every attempt is let through with the generation as its permit, and a
+        fast success is only noted."""
+        breaker = self.breaker
+        if breaker.state is not CLOSED:
+            return False
+        calm.permit = breaker.generation
+        calm.slow = min(calm.slow, breaker.config.slow_call_duration)
+        return True
 
     def abandon(self, ctx: Context) -> None:
         """Cancelled from outside: says nothing of the model, unless another model answered
