@@ -5,11 +5,12 @@ their success hooks; it logs a fast success here, and the guards count the log l
 Why: in a gateway most requests meet nothing but calm guards, and each admit or success hook
 was a frame of its own, run cold once per request (in process, callgrind counted the guards'
 hooks at ~8 k of the policies' ~24 k instructions a request). The guards' figures come out the
-same: a guard says when it stops or starts being calm (`changed`), an attempt logged only if
-nothing changed while it ran, and every reader of a guard's figures drains the log first, so
-the successes are counted in the order they came, before anything that came after them.
+same: a guard says when it stops or starts being calm (`changed`), an attempt is logged only
+if nothing changed while it ran, and every reader or writer of a guard's figures drains the log
+first, so the successes are counted in the order they came, before anything that came after
+them. A guard takes part in one calm at most: two logs could not tell which success came first.
 Private: `Pipeline` builds one when every guard with an admit or a success hook can take part
-(`Guard.join_calm`).
+(`Guard.join_calm`) and none takes part in another already.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class Member(Protocol):
 
 class Calm:
     """`quiet`: every member is calm now; `epoch` changes whenever that may have changed; `permit`
-    is what a member's admit would have put in `ctx.permit` (the breaker's generation), `slow`
-    the shortest duration a member no longer counts as an ordinary success."""
+    is what a member's admit would have put in `ctx.permit` (the breaker's generation; -1 when
+    no member gives permits, and the context's is left alone), `slow` the shortest duration a
+    member no longer counts as an ordinary success."""
 
     __slots__ = ("epoch", "log", "members", "permit", "quiet", "sinks", "slow")
 
@@ -64,12 +66,5 @@ class Calm:
 
 
 NEVER = Calm()
-"""The calm of a pipeline whose guards cannot all take part: never quiet, its epoch never
-matches an attempt's."""
-NEVER.epoch = -2
-
-
-def drain_all(calms: list[Calm]) -> None:
-    """What every reader of a member's figures calls first (see the module docstring)."""
-    for calm in calms:
-        calm.drain()
+"""The calm of a pipeline whose guards cannot all take part: it has no members, so it is
+never quiet and no attempt is logged in it."""

@@ -101,10 +101,11 @@ def attempt_with(steps: Steps) -> Next:
         while True:
             outcome = None
             if calm.quiet:  # every admit would let it through: the breaker's permit is the calm's
-                epoch = calm.epoch
-                ctx.permit = calm.permit
+                epoch: int | None = calm.epoch
+                if calm.permit >= 0:
+                    ctx.permit = calm.permit
             else:
-                epoch = -1
+                epoch = None
                 for position, admit in admits:  # `admit_all`, inline
                     outcome = admit(ctx)
                     if outcome is not None:

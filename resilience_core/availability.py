@@ -115,7 +115,6 @@ class Holds(Guard):
 
     __slots__ = (
         "calm",
-        "calms",
         "holder",
         "model",
         "on_trial",
@@ -124,6 +123,7 @@ class Holds(Guard):
         "slow_again",
         "slow_until",
         "streak",
+        "told",
         "trial",
         "trial_answers",
     )
@@ -146,10 +146,10 @@ class Holds(Guard):
         """The call finding out, while it runs."""
         self.trial_answers = 0
         """Trial calls answered in time in a row (`TRIAL_ANSWERS` end the trial)."""
-        self.calms: list[Calm] = []
-        """The pipelines' calms these holds take part in (`join_calm`)."""
-        self.calm = True
-        """No trial and no streak of rate limits: what the calms were last told."""
+        self.calm: Calm | None = None
+        """The pipeline's calm these holds take part in (`join_calm`)."""
+        self.told = False
+        """What the calm last heard from `calm_into`."""
 
     def admit(self, ctx: Context) -> Outcome | None:
         """While the model is on trial, one call at a time that could be cut tries it and the
@@ -170,21 +170,26 @@ class Holds(Guard):
     def abandon(self, ctx: Context) -> None:
         if ctx is self.trial:
             self.trial = None
-            self._tell_calms()
+            self._tell_calm()
 
     def join_calm(self, calm: Calm) -> None:
-        self.calms.append(calm)
+        self.calm = calm
+
+    def in_calm(self) -> bool:
+        return self.calm is not None
 
     def calm_into(self, calm: Calm) -> bool:
         """No trial and no streak: `admit` lets everyone through, `succeeded` does nothing."""
-        return self.calm
+        self.told = not self.on_trial and self.trial is None and not self.streak
+        return self.told
 
-    def _tell_calms(self) -> None:
-        calm = not self.on_trial and self.trial is None and not self.streak
-        if calm is not self.calm:
-            self.calm = calm
-            for each in self.calms:
-                each.changed()
+    def _tell_calm(self) -> None:
+        calm = self.calm
+        if (
+            calm is not None
+            and (not self.on_trial and self.trial is None and not self.streak) is not self.told
+        ):
+            calm.changed()
 
     def succeeded(self, ctx: Context, outcome: Outcome, reached: bool = True) -> None:
         """`settle` for a success: most meet no trial and no streak of rate limits to end."""
@@ -193,8 +198,7 @@ class Holds(Guard):
 
     def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         self._settle(ctx, outcome, reached)
-        if self.calms:
-            self._tell_calms()
+        self._tell_calm()
 
     def _settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
         if ctx is self.trial:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._calm import Calm, Sink, drain_all
+from ._calm import Calm, Sink
 from .context import Context
 from .outcome import Outcome
 from .policy import Guard
@@ -74,7 +74,7 @@ class ModelMetrics:
         "_latencies",
         "_latency_sum",
         "alpha",
-        "calms",
+        "calm",
         "model",
         "pending",
         "window",
@@ -98,8 +98,8 @@ class ModelMetrics:
         self.pending: list[float] = []
         """Successes not folded yet: when each started, ended and first answered (-1: not),
         in turn (`record` puts 0 as the start), as a calm logs them (`_calm`)."""
-        self.calms: list[Calm] = []
-        """The pipelines' calms these metrics take part in (`MetricsPolicy.join_calm`): drained
+        self.calm: Calm | None = None
+        """The pipeline's calm these metrics take part in (`MetricsPolicy.join_calm`): drained
         before any figure is read or a result kept."""
 
     @property
@@ -142,8 +142,8 @@ class ModelMetrics:
     def record(self, latency: float, failed: bool, first: float = -1.0) -> None:
         """One attempt: its latency, whether it failed, and (>= 0) its time to first answer."""
         if not failed:
-            if self.calms:
-                drain_all(self.calms)
+            if self.calm is not None:
+                self.calm.drain()
             pending = self.pending
             pending += (0.0, latency, first)
             if len(pending) >= PENDING_MOST:
@@ -167,8 +167,8 @@ class ModelMetrics:
 
     def fold(self) -> None:
         """Fold the pending successes in, oldest first: the updates `record` would have made."""
-        if self.calms:
-            drain_all(self.calms)
+        if self.calm is not None:
+            self.calm.drain()
         pending = self.pending
         if not pending:
             return
@@ -369,16 +369,19 @@ class MetricsPolicy(Guard):
         """A success's three figures, kept for the metrics' next fold: `record`'s success
         path, inline, one frame less (when its pipeline's calm logs it: two less)."""
         metrics = self.metrics
-        if metrics.calms:  # successes logged before this one are counted before it
-            drain_all(metrics.calms)
+        if metrics.calm is not None:  # successes logged before this one are counted first
+            metrics.calm.drain()
         pending = self.pending
         pending += (ctx.attempt_started, ctx.attempt_ended, ctx.first_byte)
         if len(pending) >= PENDING_MOST:
             self.metrics.fold()
 
     def join_calm(self, calm: Calm) -> Sink:
-        self.metrics.calms.append(calm)
+        self.metrics.calm = calm
         return self.metrics.take_log
+
+    def in_calm(self) -> bool:
+        return self.metrics.calm is not None
 
     def calm_into(self, calm: Calm) -> bool:
         """Always: it admits everyone, and a success is only kept for the next fold."""

@@ -81,6 +81,10 @@ class Guard:
         does not override this keeps its pipeline from ever skipping its hooks."""
         raise NotImplementedError
 
+    def in_calm(self) -> bool:
+        """Whether it takes part in a calm already (then it joins no other)."""
+        return False
+
     def calm_into(self, calm: Calm) -> bool:
         """Whether `admit` would let any attempt through untouched now, except for setting
         `ctx.permit` (then to `calm.permit`), and `succeeded` would change nothing but what
@@ -197,9 +201,10 @@ def _steps(guards: tuple[Guard, ...], repeater: Repeater | None) -> Steps:
 
 def _calm_of(members: list[Guard]) -> Calm:
     """A calm for `members` (the guards with an admit or a success hook), if every one of them
-    can take part with the hooks it has: a subclass that overrides `admit`, `settle` or
-    `succeeded` below the class that joined it to a calm does not inherit the join."""
-    if not members or not all(_joins_calm(g) for g in members):
+    can take part with the hooks it has (a subclass that overrides `admit`, `settle` or
+    `succeeded` below the class that joined it to a calm does not inherit the join) and none
+    takes part in another calm."""
+    if not members or not all(_joins_calm(g) and not g.in_calm() for g in members):
         return NEVER
     calm = Calm(members)
     calm.sinks = tuple(sink for g in members if (sink := g.join_calm(calm)) is not None)
@@ -212,7 +217,7 @@ def _joins_calm(guard: Guard) -> bool:
     owner = next(i for i, cls in enumerate(mro) if "join_calm" in vars(cls))
     if mro[owner] is Guard:
         return False
-    hooks = ("admit", "settle", "succeeded", "calm_into")
+    hooks = ("admit", "settle", "succeeded", "calm_into", "in_calm")
     return all(next(i for i, cls in enumerate(mro) if hook in vars(cls)) >= owner for hook in hooks)
 
 

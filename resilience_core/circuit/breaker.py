@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._calm import Calm, drain_all
+from .._calm import Calm
 from ..events import CircuitStateChanged, Event
 from .state import CLOSED, HALF_OPEN, ISOLATED, OPEN, CircuitState, check_transition
 from .window import CountWindow, Snapshot, TimeWindow, Window
@@ -106,7 +106,7 @@ class CircuitBreaker:
         "_emit",
         "_probe_successes",
         "_probes_in_flight",
-        "calms",
+        "calm",
         "config",
         "failed_probes",
         "generation",
@@ -141,11 +141,12 @@ class CircuitBreaker:
         """Probes failed in a row since the circuit last closed: the wait's backoff exponent."""
         self.passed: list[float] = []
         """When the fast successes of closed-state permits not yet in the window ended, oldest
-        first: the policy appends (`CircuitBreakerPolicy.succeeded`), anything that reads the
+        first: the policy (`CircuitBreakerPolicy.succeeded`) and the calm (`take_log`) append,
+        anything that reads the
         window or moves the state folds them in first (`fold`). A fast success never trips the
         circuit, so only a later result or transition needs them counted."""
-        self.calms: list[Calm] = []
-        """The pipelines' calms this breaker takes part in (`CircuitBreakerPolicy.join_calm`):
+        self.calm: Calm | None = None
+        """The pipeline's calm this breaker takes part in (`CircuitBreakerPolicy.join_calm`):
         told of every transition, drained before the window is read or written."""
 
     @property
@@ -178,10 +179,10 @@ class CircuitBreaker:
             self._probes_in_flight -= 1
 
     def fold(self) -> None:
-        """Count the pending fast successes (`passed`, and the calms' logs) in the window,
+        """Count the pending fast successes (`passed`, and its calm's log) in the window,
         oldest first."""
-        if self.calms:
-            drain_all(self.calms)
+        if self.calm is not None:
+            self.calm.drain()
         passed = self.passed
         if passed:
             self.window.passed(passed)
@@ -274,7 +275,7 @@ class CircuitBreaker:
             self.failed_probes = 0
             self.window.reset()
             self._consecutive = 0
-        for calm in self.calms:
-            calm.changed()
+        if self.calm is not None:
+            self.calm.changed()
         if self._emit is not None:
             self._emit(CircuitStateChanged(now, self.name, source.value, target.value, reason))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._calm import Calm, Sink, drain_all
+from .._calm import Calm, Sink
 from ..context import Context
 from ..errors import CircuitOpenError
 from ..outcome import Outcome
@@ -60,8 +60,8 @@ class CircuitBreakerPolicy(Guard):
         duration = ended - ctx.attempt_started
         fast = duration < breaker.config.slow_call_duration
         if fast and breaker.state is CLOSED and ctx.permit == breaker.generation:
-            if breaker.calms:  # successes logged before this one are counted before it
-                drain_all(breaker.calms)
+            if breaker.calm is not None:  # successes logged before this one are counted first
+                breaker.calm.drain()
             passed = breaker.passed
             passed.append(ended)
             if len(passed) >= PASSED_MOST:
@@ -70,8 +70,11 @@ class CircuitBreakerPolicy(Guard):
             breaker.on_result(ctx.permit, False, duration, ended)
 
     def join_calm(self, calm: Calm) -> Sink:
-        self.breaker.calms.append(calm)
+        self.breaker.calm = calm
         return self.breaker.take_log
+
+    def in_calm(self) -> bool:
+        return self.breaker.calm is not None
 
     def calm_into(self, calm: Calm) -> bool:
         """Closed: every attempt is let through with the generation as its permit, and a

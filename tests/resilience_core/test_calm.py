@@ -14,9 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilience_core import (
+    Bulkhead,
+    BulkheadConfig,
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerPolicy,
+    CircuitState,
     Guard,
     ModelCallError,
     Outcome,
@@ -24,13 +27,12 @@ from resilience_core import (
     Retry,
     Timeout,
 )
-from resilience_core._calm import NEVER
 from resilience_core.availability import Holds, RateLimitHold, SlowFirstAnswer
 from resilience_core.context import Context
 from resilience_core.metrics import MetricsPolicy, ModelMetrics
 from resilience_core.retry import RetryConfig, stop_after_attempt
 from resilience_core.testing import FakeClock
-from tests.conftest import PassThrough, run_on
+from tests.conftest import PassThrough, Scripted, run_on
 
 
 class Holder:
@@ -135,14 +137,14 @@ def test_calm_guards_end_where_guards_run_one_by_one_end(steps, window_seconds):
         else:
             assert fused.figures() == layered.figures()
     assert fused.figures() == layered.figures()
-    assert fused.breaker.calms and not layered.breaker.calms  # the calm was there to be tested
+    assert fused.breaker.calm is not None and layered.breaker.calm is None  # there was a calm to test
 
 
 def test_calm_successes_are_logged_not_heard_and_counted_when_read(clock):
     side = Side(True, None)
     for _ in range(5):
         side.call([(0.1, "ok")], math.inf)
-    (calm,) = side.breaker.calms
+    calm = side.breaker.calm
     assert len(calm.log) == 15  # three figures a success, no hook ran
     assert side.breaker.passed == [] and side.metrics.pending == []
     assert side.metrics.calls == 5  # a read drains the log first
@@ -153,7 +155,7 @@ def test_a_slow_success_leaves_the_calm_path_and_the_breaker_counts_it_slow():
     side = Side(True, None)
     side.call([(0.1, "ok")], math.inf)
     side.call([(0.9, "ok")], math.inf)  # slower than slow_call_duration (0.8)
-    (calm,) = side.breaker.calms
+    calm = side.breaker.calm
     assert len(calm.log) == 0  # drained when the breaker heard the slow one, the fast one first
     assert side.breaker.snapshot(side.clock.now()).slow == 1
     assert side.metrics.calls == 2
@@ -161,7 +163,7 @@ def test_a_slow_success_leaves_the_calm_path_and_the_breaker_counts_it_slow():
 
 def test_a_state_change_while_an_attempt_runs_sends_its_success_through_the_hooks():
     side = Side(True, None)
-    (calm,) = side.breaker.calms
+    calm = side.breaker.calm
     epoch = calm.epoch
     side.breaker.isolate(side.clock.now(), "by hand")
     assert calm.epoch > epoch and not calm.quiet
@@ -170,8 +172,16 @@ def test_a_state_change_while_an_attempt_runs_sends_its_success_through_the_hook
 
 
 class Counting(Guard):
+    """A guard that cannot take part in a calm: it counts the successes it hears."""
+
+    def __init__(self) -> None:
+        self.heard = 0
+
     def admit(self, ctx: Context) -> Outcome | None:
         return None
+
+    def settle(self, ctx: Context, outcome: Outcome, reached: bool) -> None:
+        self.heard += outcome.ok
 
 
 class LoudBreaker(CircuitBreakerPolicy):
@@ -179,21 +189,94 @@ class LoudBreaker(CircuitBreakerPolicy):
         return super().admit(ctx)
 
 
-@pytest.mark.parametrize(
-    "guard",
-    [Counting(), LoudBreaker(CircuitBreaker("m"))],
-    ids=["guard that cannot join", "subclass overriding admit"],
-)
-def test_a_guard_that_cannot_join_keeps_every_hook(guard):
-    pipeline = Pipeline(CircuitBreakerPolicy(CircuitBreaker("x")), guard)
-    breaker = pipeline.policies[0].breaker
-    assert breaker.calms == []  # nobody joined: the pipeline has no calm
-    assert NEVER.quiet is False
+@pytest.mark.parametrize("loud", [False, True], ids=["guard that cannot join", "subclass overriding admit"])
+def test_a_guard_that_cannot_join_keeps_every_hook_called(clock, loud):
+    breaker = CircuitBreaker("x")
+    counting = Counting()
+    policy = LoudBreaker(breaker) if loud else CircuitBreakerPolicy(breaker)
+    pipeline = Pipeline(policy, *(() if loud else (counting,)))
+    run_on(clock, lambda: pipeline.execute(Scripted(clock, [(0.1, "answer")]), {}, clock=clock))
+    assert breaker.calm is None  # nobody joined: the pipeline has no calm
+    assert breaker.passed == [0.1]  # the breaker's own success hook ran
+    assert counting.heard == (0 if loud else 1)
+
+
+def test_the_log_is_counted_every_32_successes_without_a_read(clock):
+    side = Side(True, None)
+    calm = side.breaker.calm
+    for _ in range(32):
+        side.call([(0.1, "ok")], math.inf)
+    assert calm.log == [] and side.metrics.pending == [] and side.metrics._calls == 32
+    side.call([(0.1, "ok")], math.inf)
+    assert len(calm.log) == 3
+
+
+def test_a_success_whose_breaker_moved_on_while_it_ran_is_not_counted(clock):
+    """Tripped and restored by hand during the call: calm again when it ends, but its permit is
+    from before, so the breaker ignores it, as its own hook would have."""
+    breaker = CircuitBreaker("m")
+    pipeline = Pipeline(CircuitBreakerPolicy(breaker), MetricsPolicy(ModelMetrics("m")))
+
+    async def upstream(request: Any) -> str:
+        await clock.sleep(0.2)
+        breaker.isolate(clock.now(), "by hand")
+        breaker.restore(clock.now(), "by hand")
+        return "answer"
+
+    outcome = run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+    assert outcome.ok and breaker.calm.quiet
+    assert breaker.snapshot(clock.now()).calls == 0
+
+
+def test_a_breaker_outside_the_engine_keeps_its_permit_and_counts_every_result(clock):
+    """A bulkhead between the breaker and the attempt: the breaker runs as a layer of its own,
+    and the calm inside (the metrics alone) has no permit to give."""
+    breaker = CircuitBreaker("m", CircuitBreakerConfig(consecutive_failures=2))
+    metrics = ModelMetrics("m")
+    pipeline = Pipeline(
+        CircuitBreakerPolicy(breaker), Bulkhead(BulkheadConfig(max_concurrent=4)), MetricsPolicy(metrics)
+    )
+    upstream = Scripted(clock, [ConnectionError("refused")])
+    for _ in range(3):
+        run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))
+    assert metrics.calm is not None and metrics.calm.quiet
+    assert breaker.state is CircuitState.OPEN and len(upstream.calls) == 2
+
+
+def test_guards_take_part_in_one_calm_at_most(clock):
+    """A second pipeline around the same breaker and metrics gets no calm of its own: two logs
+    could not tell which success came first."""
+    breaker, metrics = CircuitBreaker("m"), ModelMetrics("m")
+    first = Pipeline(CircuitBreakerPolicy(breaker), MetricsPolicy(metrics))
+    second = Pipeline(CircuitBreakerPolicy(breaker), MetricsPolicy(metrics))
+    upstream = Scripted(clock, [(0.1, "answer"), (0.3, "answer"), (0.2, "answer")])
+    for pipeline in (first, second, first):
+        run_on(clock, lambda: pipeline.execute(upstream, {}, clock=clock))  # noqa: B023
+    assert breaker.calm is metrics.calm is not None
+    assert metrics.pending == [0.1, 0.4, 0.4]  # the second's, the first's counted before it
+    assert metrics.calm.log == pytest.approx([0.4, 0.6, 0.6])
+    expected = 0.1
+    for latency in (0.3, 0.2):
+        expected += 0.2 * (latency - expected)
+    assert metrics.ewma_latency == pytest.approx(expected)
+
+
+def test_holds_joined_after_a_rate_limit_start_not_calm(clock):
+    holds = Holds("m", Holder(), RateLimitHold(), None)
+    layered = Pipeline(holds, PassThrough())
+    run_on(
+        clock, lambda: layered.execute(Scripted(clock, [ModelCallError("slow", status=429)]), {}, clock=clock)
+    )
+    assert holds.streak == 1
+    fused = Pipeline(holds, MetricsPolicy(ModelMetrics("m")))
+    assert holds.calm is not None and not holds.calm.quiet
+    run_on(clock, lambda: fused.execute(Scripted(clock, ["answer"]), {}, clock=clock))
+    assert holds.streak == 0 and holds.calm.quiet  # the success was heard: the streak is over
 
 
 def test_a_success_heard_by_a_guard_drains_the_calm_logs_it_shares_first(clock):
-    """One model's breaker and metrics in two pipelines: A calm, B not (its holds count a rate
-    limit). B's success is heard through the hooks: A's logged successes are counted first."""
+    """One model's breaker and metrics in two pipelines: A has the calm, B (built second around
+    the same guards) none. B's success is heard through the hooks: A's logged ones count first."""
     breaker = CircuitBreaker("m", CircuitBreakerConfig(window_seconds=10.0))
     metrics = ModelMetrics("m")
     holds = [Holds("m", Holder(), RateLimitHold(), None) for _ in range(2)]
@@ -209,8 +292,8 @@ def test_a_success_heard_by_a_guard_drains_the_calm_logs_it_shares_first(clock):
         return "answer"
 
     run_on(clock, lambda: b.execute(upstream, {}, clock=clock))  # B's holds: a streak now
-    calm_a, calm_b = breaker.calms
-    assert calm_a.quiet and not calm_b.quiet
+    calm_a = breaker.calm
+    assert calm_a is not None and calm_a.quiet
     for _ in range(3):
         run_on(clock, lambda: a.execute(upstream, {}, clock=clock))
     assert len(calm_a.log) == 9
@@ -225,7 +308,7 @@ def test_a_result_recorded_directly_comes_after_the_logged_successes():
     side = Side(True, None)
     for _ in range(2):
         side.call([(0.1, "ok")], math.inf)
-    (calm,) = side.metrics.calms
+    calm = side.metrics.calm
     side.metrics.record(0.4, False)  # e.g. a stream's success, settled when it ended
     assert calm.log == [] and side.metrics.pending == [0.0, 0.4, -1.0]
     assert side.metrics.ewma_latency == pytest.approx(0.1 + 0.2 * (0.4 - 0.1))
