@@ -77,8 +77,9 @@ class Guard:
     def join_calm(self, calm: Calm) -> Sink | None:
         """Take part in `calm` (see `_calm`): call `calm.changed()` whenever `calm_into` may
         answer differently, drain it (`calm.drain()`) before any figure is read or written, and
-        return what counts the successes it logs (None: they change nothing here). A guard that
-        does not override this keeps its pipeline from ever skipping its hooks."""
+        return what counts the successes it logs (None: they change nothing here), and say in
+        `in_calm` that it did. A guard that does not override both keeps its pipeline from ever
+        skipping its hooks."""
         raise NotImplementedError
 
     def in_calm(self) -> bool:
@@ -215,7 +216,7 @@ def _calm_of(members: list[Guard]) -> Calm:
 def _joins_calm(guard: Guard) -> bool:
     mro = type(guard).__mro__
     owner = next(i for i, cls in enumerate(mro) if "join_calm" in vars(cls))
-    if mro[owner] is Guard:
+    if mro[owner] is Guard or type(guard).in_calm is Guard.in_calm:
         return False
     hooks = ("admit", "settle", "succeeded", "calm_into", "in_calm")
     return all(next(i for i, cls in enumerate(mro) if hook in vars(cls)) >= owner for hook in hooks)

@@ -142,9 +142,9 @@ class CircuitBreaker:
         self.passed: list[float] = []
         """When the fast successes of closed-state permits not yet in the window ended, oldest
         first: the policy (`CircuitBreakerPolicy.succeeded`) and the calm (`take_log`) append,
-        anything that reads the
-        window or moves the state folds them in first (`fold`). A fast success never trips the
-        circuit, so only a later result or transition needs them counted."""
+        anything that reads the window or moves the state folds them in first (`fold`). A fast
+        success never trips the circuit, so only a later result or transition needs them
+        counted."""
         self.calm: Calm | None = None
         """The pipeline's calm this breaker takes part in (`CircuitBreakerPolicy.join_calm`):
         told of every transition, drained before the window is read or written."""

@@ -27,6 +27,7 @@ from resilience_core import (
     Retry,
     Timeout,
 )
+from resilience_core._calm import Calm
 from resilience_core.availability import Holds, RateLimitHold, SlowFirstAnswer
 from resilience_core.context import Context
 from resilience_core.metrics import MetricsPolicy, ModelMetrics
@@ -189,10 +190,24 @@ class LoudBreaker(CircuitBreakerPolicy):
         return super().admit(ctx)
 
 
-@pytest.mark.parametrize("loud", [False, True], ids=["guard that cannot join", "subclass overriding admit"])
-def test_a_guard_that_cannot_join_keeps_every_hook_called(clock, loud):
+class Forgetful(Counting):
+    """Joins calms but never says it did (`in_calm`): it could end up in two."""
+
+    def join_calm(self, calm: Calm) -> None:
+        return None
+
+    def calm_into(self, calm: Calm) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["cannot join", "overrides admit", "joins without in_calm"],
+)
+def test_a_guard_that_cannot_join_keeps_every_hook_called(clock, case):
     breaker = CircuitBreaker("x")
-    counting = Counting()
+    loud = case == "overrides admit"
+    counting = Forgetful() if case == "joins without in_calm" else Counting()
     policy = LoudBreaker(breaker) if loud else CircuitBreakerPolicy(breaker)
     pipeline = Pipeline(policy, *(() if loud else (counting,)))
     run_on(clock, lambda: pipeline.execute(Scripted(clock, [(0.1, "answer")]), {}, clock=clock))
