@@ -7,12 +7,22 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
-from .context import Context
+from .context import Call, Context
 from .errors import AllModelsFailedError, CircuitOpenError, ModelCallError, NoCandidateError
 from .events import FallbackUsed, HedgeStarted
 from .outcome import Outcome, Settleable, retry_after_of
 from .predicates import NON_RETRYABLE, RATE_LIMITED, Predicate, on_code, on_status
 from .selection import Candidate, Plan, Sequential
+
+_Start = tuple[
+    list[Candidate],
+    str,
+    Call,
+    Callable[[Context], Awaitable[Outcome]],
+    Callable[[Context, Outcome], Awaitable[Outcome]],
+    int,
+]
+"""See `Fallback._kept_start`."""
 
 FINAL = on_status(400, 401, 403, 422) & ~on_code("context_length_exceeded", "invalid_prefill")
 """Outcomes another model would answer the same way: returned as they are, no fallback.
@@ -77,10 +87,18 @@ class Fallback:
         self.kept: list[Candidate] | None = None
         """An order to use instead of asking `candidates`: set by a subclass that knows when its
         pool stands still (see the router's), None for every request to order its own."""
-        self._kept_failover: partial[Awaitable[Outcome]] | None = None
-        """The rest of the kept order, for its first candidate's engine to await on failure:
-        made once per kept order rather than per request (a partial and a bound method each
-        time: ~60 cache lines fetched cold per five-model request, in process)."""
+        self._kept_start: _Start | None = None
+        """How a request with no model of its own starts on the kept order: that order, its
+        first candidate's name, call and run, the rest (for the first candidate's engine to
+        await on failure) and how many remain. Made once per kept order rather than per
+        request (a partial and a bound method each time were ~60 cache lines fetched cold per
+        five-model request, in process), it also spares such a request `run`'s checks and
+        `_aim_first`'s frame."""
+        self.cap_kept = math.inf
+        self.cap_kept_for = 0
+        """Requests that may still take `cap_kept` as their first candidate's soft cap without
+        asking `soft_cap`: a subclass whose cap moves slowly sets both (the router's pool
+        does), sparing every request a call; 0 asks each time."""
 
     def candidates(self, ctx: Context) -> list[Candidate]:
         """This request's candidates, in order: admitted ones by plan, then reserves by plan.
@@ -106,6 +124,21 @@ class Fallback:
         coroutine frame less per request): the candidates' order and the first one's soft cap
         are fixed when it is called, not when the coroutine starts."""
         ordered = self.kept
+        start = self._kept_start
+        if start is not None and start[0] is ordered and ctx.model is None:
+            _, name, call, run, failover, alternatives = start  # `_aim_first`, inline
+            if alternatives:
+                if self.cap_kept_for > 0:
+                    self.cap_kept_for -= 1
+                    ctx.soft_cap = self.cap_kept
+                else:
+                    ctx.soft_cap = self.soft_cap(ctx, ordered[0])
+                ctx.alternatives = alternatives
+            ctx.model = name
+            ctx.call = call
+            ctx.attempt_deadline = math.inf
+            ctx.failover = failover
+            return run(ctx)
         if ordered is None:
             ordered = self.candidates(ctx)
         if not ordered:
@@ -126,12 +159,9 @@ class Fallback:
         # As in `_one_at_a_time`, but with no frame of ours around the first candidate: its
         # engine awaits the rest only when it fails (see `Context.failover`).
         own = self._aim_first(ctx, ordered)
-        if own is None and ordered is self.kept:
-            failover = self._kept_failover
-            if failover is None or failover.args[0] is not ordered:
-                failover = self._kept_failover = partial(self._after_first_failed, ordered, None)
-        else:
-            failover = partial(self._after_first_failed, ordered, own)
+        failover = partial(self._after_first_failed, ordered, own)
+        if own is None and ordered is self.kept:  # the next such request starts at the top
+            self._kept_start = (ordered, first.name, first.call, first.run, failover, len(ordered) - 1)
         ctx.failover = failover
         return first.run(ctx)
 
@@ -197,7 +227,11 @@ class Fallback:
         own = ctx.model
         first = ordered[0]
         if len(ordered) > 1:
-            ctx.soft_cap = self.soft_cap(ctx, first)
+            if self.cap_kept_for > 0:
+                self.cap_kept_for -= 1
+                ctx.soft_cap = self.cap_kept
+            else:
+                ctx.soft_cap = self.soft_cap(ctx, first)
             ctx.alternatives = len(ordered) - 1
         ctx.model = first.name  # what `Context.fork` would give a child, without the copy
         ctx.call = first.call

@@ -6,6 +6,8 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import reduce
+from operator import add, sub
 from typing import TYPE_CHECKING
 
 from ._calm import Calm, Sink
@@ -166,19 +168,29 @@ class ModelMetrics:
         self._ewma_error += alpha * (1.0 - self._ewma_error)
 
     def fold(self) -> None:
-        """Fold the pending successes in, oldest first: the updates `record` would have made."""
+        """Fold the pending successes in, oldest first: the updates `record` would have made.
+
+        What needs no order (the latencies, the call count, the window's failures, the sum,
+        which `reduce` adds one at a time as `record` would) is done a batch at a time in C;
+        only the smoothing, which depends on each figure before, stays a Python loop: it was
+        ~80 of the policies' ~570 opcodes per gateway request as one loop for everything."""
         if self.calm is not None:
             self.calm.drain()
         pending = self.pending
         if not pending:
             return
-        calls, window, alpha = self._calls, self.window, self.alpha
-        ewma, error, total = self._ewma_latency, self._ewma_error, self._latency_sum
+        starts = pending[0::3]
+        latencies = list(map(sub, pending[1::3], starts))
+        calls = self._calls = self._calls + len(latencies)
+        failures, oldest = self._failed_calls, calls - self.window
+        while failures and failures[0] <= oldest:  # one at most per call, as `record` pops them
+            failures.popleft()
+        self._latencies.extend(latencies)
+        self._latency_sum = reduce(add, latencies, self._latency_sum)
+        alpha, ewma = self.alpha, self._ewma_latency
         srtt, rttvar = self._first_srtt, self._first_rttvar
-        failures, latencies = self._failed_calls, self._latencies
-        for i in range(0, len(pending), 3):
-            started = pending[i]
-            latency, first = pending[i + 1] - started, pending[i + 2]
+        for latency, first, started in zip(latencies, pending[2::3], starts, strict=True):
+            ewma = latency if ewma is None else ewma + alpha * (latency - ewma)
             if first >= 0:  # `_smooth_first`, inline: nearly every success has a first answer
                 first -= started
                 if srtt is None:
@@ -186,17 +198,13 @@ class ModelMetrics:
                 else:
                     rttvar += 0.25 * (abs(srtt - first) - rttvar)
                     srtt += 0.125 * (first - srtt)
-            calls += 1
-            if failures and failures[0] <= calls - window:
-                failures.popleft()
-            latencies.append(latency)
-            total += latency
-            ewma = latency if ewma is None else ewma + alpha * (latency - ewma)
-            if error:  # nothing to decay while no failure was seen
+        error = self._ewma_error
+        if error:  # nothing to decay while no failure was seen
+            for _ in latencies:
                 error -= alpha * error
+            self._ewma_error = error
         pending.clear()  # in place: the metrics' policy keeps this list
-        self._calls = calls
-        self._ewma_latency, self._ewma_error, self._latency_sum = ewma, error, total
+        self._ewma_latency = ewma
         self._first_srtt, self._first_rttvar = srtt, rttvar
 
     def take_log(self, log: list[float]) -> None:

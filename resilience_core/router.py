@@ -450,8 +450,6 @@ class _PoolFallback(Fallback):
         self._router = router
         self._slow = router.config.slow_first_answer
         self.waits_out_holds = router.config.rate_limits is not None or self._slow is not None
-        self._cap = math.inf
-        self._cap_countdown = 0
         self.kept_until = math.inf
         """When the kept order goes stale by itself (an open circuit's wait ends). The router
         checks it, and releases ended holds, as it makes each request's context (`execute`):
@@ -536,19 +534,19 @@ class _PoolFallback(Fallback):
             unsubscribe()
 
     def soft_cap(self, ctx: Context, candidate: Candidate) -> float:
-        """The pool's cap, redone every `CAP_EVERY` requests and whenever the pool changes:
-        asking every model for its bound on every request cost a 5-model gateway more than all
-        its other policies together, and the bounds are smoothed figures that move slowly."""
+        """The pool's cap, kept for `CAP_EVERY` requests (`cap_kept_for`) and redone sooner
+        when the pool changes: asking every model for its bound on every request cost a
+        5-model gateway more than all its other policies together, and the bounds are
+        smoothed figures that move slowly."""
+        if self.cap_kept_for > 0:  # a later candidate asking (the first reads it inline)
+            self.cap_kept_for -= 1
+            return self.cap_kept
         slow = self._slow
-        if slow is None:
-            return math.inf
-        if self._cap_countdown > 0:
-            self._cap_countdown -= 1
-            return self._cap
-        bound = self._router.fastest_bound()
-        self._cap = slow.cap(bound)
-        self._cap_countdown = CAP_EVERY if bound is not None else 0  # no figures yet: ask again next time
-        return self._cap
+        bound = self._router.fastest_bound() if slow is not None else None
+        self.cap_kept = slow.cap(bound) if slow is not None else math.inf
+        # No figures yet: ask again next time.
+        self.cap_kept_for = CAP_EVERY if bound is not None or slow is None else 0
+        return self.cap_kept
 
     def candidates(self, ctx: Context) -> list[Candidate]:
         ordered = super().candidates(ctx)
@@ -564,7 +562,7 @@ class _PoolFallback(Fallback):
 
     def changed(self) -> None:
         self.kept = None
-        self._cap_countdown = 0
+        self.cap_kept_for = 0
 
 
 def _wake(future: asyncio.Future[None]) -> None:
