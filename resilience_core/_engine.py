@@ -22,6 +22,7 @@ from typing import Any
 
 from ._calm import LOG_MOST, NEVER, Calm
 from ._expiry import Watchdog, watchdog_for
+from .clock import Clock, LoopClock
 from .context import Context
 from .errors import AnswerFailedError, AttemptTimeoutError, DeadlineExceededError, RejectedError
 from .outcome import Outcome, Settleable
@@ -86,11 +87,16 @@ def attempt_with(steps: Steps) -> Next:
     settle_ok = steps.succeeded
     begin, again, cap, calm = steps.begin, steps.again, steps.cap, steps.calm
     # The last clock, a weak reference to its loop (this cache keeps no loop alive), their
-    # watchdog and its entries: one tuple, read at once.
-    kept: list[Any] = [(None, _NO_LOOP, None, None)]
+    # watchdog and its entries: closure cells, read without a subscript.
+    kept_clock: Clock | None = None
+    kept_loop: Callable[[], asyncio.AbstractEventLoop | None] = _NO_LOOP
+    kept_dog: Watchdog = _NO_DOG
+    kept_entries: dict[Context, float] = {}
 
     async def attempt(ctx: Context) -> Outcome:
-        start = ctx.attempt_started = ctx.clock.now()  # the one clock read guards and repeater share
+        nonlocal kept_clock, kept_loop, kept_dog, kept_entries
+        clock = ctx.clock
+        start = started = ctx.attempt_started = clock.now()  # the one clock read guards and repeater share
         failover = ctx.failover  # taken now, so a context used again later cannot run it
         if failover is not None:
             ctx.failover = None
@@ -113,11 +119,15 @@ def attempt_with(steps: Steps) -> Next:
                         break
             if outcome is None:
                 ctx.attempt_ended = -1.0
+                when = ctx.deadline
                 if cap != math.inf:  # `Timeout.admit`, inline
                     soft = ctx.soft_cap
-                    ctx.attempt_deadline = ctx.attempt_started + (cap if cap < soft else soft)
-                when = ctx.deadline if ctx.deadline < ctx.attempt_deadline else ctx.attempt_deadline
-                if ctx.attempt_started >= when:  # the budget ran out first: the model was never asked
+                    bound = ctx.attempt_deadline = started + (cap if cap < soft else soft)
+                    if bound < when:
+                        when = bound
+                elif ctx.attempt_deadline < when:
+                    when = ctx.attempt_deadline
+                if started >= when:  # the budget ran out first: the model was never asked
                     outcome = Outcome(error=expired(ctx, when), model=ctx.model, attempts=ctx.attempts)
                     for _, settle in settles:
                         settle(ctx, outcome, False)
@@ -131,13 +141,12 @@ def attempt_with(steps: Steps) -> Next:
                         task = running  # typed as a task, not an optional one, for the branches below
                         cancelling = task.cancelling()
                         ctx.task = task  # what the watchdog cancels; the context is the entry
-                        cached = kept[0]
-                        if cached[0] is ctx.clock and cached[1]() is loop:
-                            watchdog, entries = cached[2], cached[3]
+                        if kept_clock is clock and kept_loop() is loop:
+                            watchdog, entries = kept_dog, kept_entries
                         else:
-                            watchdog = watchdog_for(ctx.clock, loop)
-                            entries = watchdog.entries
-                            kept[0] = (ctx.clock, weakref.ref(loop), watchdog, entries)
+                            watchdog = kept_dog = watchdog_for(clock, loop)
+                            entries = kept_entries = watchdog.entries
+                            kept_clock, kept_loop = clock, weakref.ref(loop)
                         entries[ctx] = when  # the watchdog's entry; popped below when the call ends
                         if when < watchdog.armed_at:
                             watchdog.arm(when)
@@ -163,16 +172,16 @@ def attempt_with(steps: Steps) -> Next:
                             # The timer fired in the same loop iteration the call finished:
                             # consume our own cancellation so it does not hit the next await.
                             task.uncancel()
-                    ended = ctx.attempt_ended = ctx.first_byte = ctx.clock.now()
+                    ended = ctx.attempt_ended = ctx.first_byte = clock.now()
                     if settle_all:  # `settle_or_defer`, inline (no guard: no stream callback either)
                         if outcome.error is not None:
                             for settle in settle_all:
                                 settle(ctx, outcome, True)
                         elif isinstance(outcome.value, Settleable):
                             defer(ctx, outcome, settle_all)
-                        elif epoch == calm.epoch and ended - ctx.attempt_started < calm.slow:
+                        elif epoch == calm.epoch and ended - started < calm.slow:
                             log = calm.log  # calm throughout, and fast: the guards count it later
-                            log += (ctx.attempt_started, ended, ended)
+                            log += (started, ended, ended)
                             if len(log) >= LOG_MOST:
                                 calm.drain()
                         else:
@@ -189,9 +198,9 @@ def attempt_with(steps: Steps) -> Next:
             delay = again(ctx, outcome, tries, start)
             if delay is None:
                 break
-            await ctx.clock.sleep(delay)
+            await clock.sleep(delay)
             previous = outcome
-            ctx.attempt_started = ctx.clock.now()
+            started = ctx.attempt_started = clock.now()
         if failover is None:
             return outcome
         return await failover(ctx, outcome)
@@ -201,6 +210,11 @@ def attempt_with(steps: Steps) -> Next:
 
 def _NO_LOOP() -> None:
     """What a weak reference to no loop yet gives."""
+
+
+_NO_DOG = Watchdog(LoopClock())
+"""The watchdog cell's value before the first bounded attempt: never armed (no clock is
+cached yet, so it is never read)."""
 
 
 def refused(ctx: Context, refusal: Outcome, position: int, settles: Sequence[tuple[int, Settle]]) -> None:
