@@ -24,6 +24,7 @@ from resilience_core import (
 )
 from resilience_core.availability import SLOW_HOLD, TRIAL_ANSWERS
 from resilience_core.fallback import EARLY_PROBE_GAP
+from resilience_core.router import CAP_EVERY
 from resilience_core.testing import FakeClock
 from tests.conftest import Scripted, error, run_on
 
@@ -444,3 +445,21 @@ def test_under_short_rate_limits_on_every_model_a_request_waits_past_two_rounds(
     outcome = run_on(clock, lambda: router(clock, specs).execute({}))
     assert outcome.value == "a" and outcome.attempts == 10  # three held rounds, then a answers
     assert clock.now() < 2.0
+
+
+def test_a_change_of_the_pool_redoes_the_soft_cap_at_the_next_request(clock):
+    """The cap is kept for `CAP_EVERY` requests, but not across a change of the pool: with the
+    fast model drained, the next request's cap comes from the models left, so the steady one
+    answers rather than being cut at a cap made from the fast one's figures."""
+    specs = [
+        ModelSpec("a", Scripted(clock, [(0.02, "a")], "a"), timeout=10.0),
+        ModelSpec("b", Scripted(clock, [(0.2, "b")], "b"), priority=1, timeout=10.0),
+        ModelSpec("c", Scripted(clock, [(0.02, "c")], "c"), priority=2, timeout=10.0),
+    ]
+    pool = router(clock, specs, slow_first_answer=SlowFirstAnswer(factor=3.0, floor=0.1), breaker=LENIENT)
+    pool.models["a"].drained = True
+    assert [run_on(clock, lambda: pool.execute({})).model for _ in range(3)] == ["b"] * 3
+    pool.models["a"].drained = False
+    assert {run_on(clock, lambda: pool.execute({})).model for _ in range(CAP_EVERY + 8)} == {"a"}
+    pool.models["a"].drained = True  # the kept cap (0.1 s, from a's figures) would cut b
+    assert run_on(clock, lambda: pool.execute({})).model == "b"

@@ -6,6 +6,7 @@ import pytest
 from resilience_core import (
     AdminControls,
     CircuitBreakerConfig,
+    Context,
     FallbackUsed,
     Hedged,
     ModelCallError,
@@ -104,3 +105,21 @@ def test_a_failure_fails_over_along_the_order_kept_now_not_an_earlier_one(clock)
     assert served(clock, router) == "c"
     router.models["b"].drained = False
     assert served(clock, router) == "b"
+
+
+def test_a_context_naming_a_model_of_its_own_gets_it_back_when_the_first_candidate_fails(clock):
+    """A request with no model of its own starts on the kept order without `run`'s checks; a
+    context that names one (a caller's own) takes the long way, whose failover puts that name
+    back before trying the rest, even once the fast start for the kept order exists."""
+    specs = [
+        ModelSpec("a", Scripted(clock, [ModelCallError("down", status=503)], "a")),
+        ModelSpec("b", Scripted(clock, ["b"], "b"), priority=1),
+    ]
+    breaker = CircuitBreakerConfig(consecutive_failures=1000, minimum_calls=1000)
+    router = ModelRouter(specs, RouterConfig(plan=Sequential(), retry=None, breaker=breaker), clock=clock)
+    assert served(clock, router) == "b"
+    assert served(clock, router) == "b"  # through the fast start of the kept order
+    ctx = Context({}, None)
+    ctx.model = "outer"
+    outcome = run_on(clock, lambda: router.fallback.run(ctx))
+    assert outcome.model == "b" and ctx.model == "outer"
