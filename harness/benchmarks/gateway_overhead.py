@@ -111,6 +111,15 @@ class _FirstModel:
     proxy_urls: dict[str, str]
 
 
+ALONE_PAIRS = 2
+"""Alone runs per gateway in a round, in mirrored order (A B B A). The p50 target is 1 %, and
+one pair of 5 s alone runs differs by ~1 % (standard deviation) even between identical
+gateways (24 rounds of two passthrough and two resilient gateways, 4 December): with one pair a
+round, the 20 rounds' 95 % interval reached ~0.6 % either side of its median, so a gateway
+0.5 % slower could read "inconclusive" (4af7d1b: +0.5 %, -0.0 % to +1.1 %). Two pairs a round
+narrow it by ~1/sqrt(2) for 200 s more per pair of gateways; mirroring also cancels a drift
+that is linear over the round."""
+
 RESILIENT_VS_CONTROL = (Side("resilient", "resilient"), Side("passthrough", "passthrough"))
 A_A = (Side("passthrough A", "passthrough"), Side("passthrough B", "passthrough"))
 """Two identical gateways measured the same way: how far apart the method puts equals."""
@@ -140,12 +149,13 @@ def overhead(
     Which gateway starts first, and whose load starts first, is swapped between halves and
     between rounds: an A/A pair showed the first-started one paying ~2 % more.
 
-    Each round then loads the two gateways one after the other, alone, for the p50 judged
-    against its target: with both loaded at once, each waits for the cores behind the other
-    and two load generators (p50 56 ms against 31 ms direct on a busy day), which turns a few
-    percent of CPU into latency that a deployment of one gateway does not see, and an A/A pair
-    read -0.9 % (95 % interval -1.4 % to -0.5 %) there. Whether the seconds between the two
-    alone runs move their p50 less than 1 % is what the A/A pair's p50 alone shows.
+    Each round then loads the two gateways one after the other, alone, `ALONE_PAIRS` times in
+    mirrored order, for the p50 judged against its target: with both loaded at once, each waits
+    for the cores behind the other and two load generators (p50 56 ms against 31 ms direct on a
+    busy day), which turns a few percent of CPU into latency that a deployment of one gateway
+    does not see, and an A/A pair read -0.9 % (95 % interval -1.4 % to -0.5 %) there. Whether
+    the seconds between the two alone runs move their p50 less than 1 % is what the A/A pair's
+    p50 alone shows.
 
     With one model both modes route identically, so the difference is the policies alone;
     with five, passthrough spreads round-robin while the resilient sequential plan uses model-0."""
@@ -174,8 +184,9 @@ def overhead(
                         (cpu_seconds(gateways[label].pid) - before[label]) / figures["requests"] * 1000
                     )
                     samples[label].append(figures)
-                for label, gateway in starts[::-1]:
-                    alone[label].append(load(gateway.url, rate=rate, duration=duration))
+                for repeat in range(ALONE_PAIRS):
+                    for label, gateway in starts[:: -1 if repeat % 2 == 0 else 1]:
+                        alone[label].append(load(gateway.url, rate=rate, duration=duration))
             for gateway in gateways.values():
                 gateway.stop()
         hop = None
@@ -323,7 +334,8 @@ def render(data: dict[str, Any], command: str) -> str:
         f"Command: `{command}`; {data['rounds']} paired rounds of {data['duration']} s: both "
         f"gateways take {data['rate']:.0f} requests/s at the same time, each from its own load "
         "generator, and each round compares their CPU over the same seconds; then each round loads "
-        "the two one after the other, alone, for the p50 (medians of rounds). "
+        f"the two one after the other, alone, {ALONE_PAIRS} times in mirrored order (A B B A), for the "
+        "p50 (medians of rounds; each alone pair is a paired change of its own). "
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         "load generators, gateways, endpoints and Toxiproxy share those cores. "
         + _CPU_SOURCES.get(data.get("cpu_source", "ticks"), "")
@@ -343,10 +355,11 @@ def render(data: dict[str, Any], command: str) -> str:
         ]
     lines += [
         "",
-        "CPU and p50 changes: the median of the rounds' paired changes (each round compares the two "
+        "CPU and p50 changes: the median of the paired changes (each round compares the two "
         "gateways over the same seconds, or, alone, one right after the other) with its 95 % "
-        "interval, distribution-free (the order statistics a binomial law gives: with 20 rounds, the "
-        "6th to the 15th smallest change), judged as the reports judge: pass when the whole interval "
+        "interval, distribution-free (the order statistics a binomial law gives: with 20 changes, the "
+        "6th to the 15th smallest; with 40, the 14th to the 27th), judged as the reports judge: pass "
+        "when the whole interval "
         "is within the target, fail when none of it is, inconclusive when it straddles; p99: the "
         "ratio of the rounds' medians (both loaded). The p50 is judged alone: loaded at once, each "
         "gateway also waits for the cores behind the other one and two load generators, which turns "
