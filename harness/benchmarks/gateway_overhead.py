@@ -359,8 +359,8 @@ def render(data: dict[str, Any], command: str) -> str:
         "gateways over the same seconds, or, alone, one right after the other) with its 95 % "
         "interval, distribution-free (the order statistics a binomial law gives: with 20 changes, the "
         "6th to the 15th smallest; with 40, the 14th to the 27th), judged as the reports judge: pass "
-        "when the whole interval "
-        "is within the target, fail when none of it is, inconclusive when it straddles; p99: the "
+        "when the whole interval is within the target, fail when none of it is, inconclusive when "
+        "it straddles; p99: the "
         "ratio of the rounds' medians (both loaded). The p50 is judged alone: loaded at once, each "
         "gateway also waits for the cores behind the other one and two load generators, which turns "
         "a few percent more CPU into latency that one gateway on its own does not see.",

@@ -57,8 +57,8 @@ def test_each_round_loads_each_gateway_alone_twice_in_mirrored_order(
 
     monkeypatch.setattr(gateway_overhead, "start_stack", lambda *_: _Stack())
     monkeypatch.setattr(gateway_overhead, "gateway_config", lambda _stack, mode: mode)
-    start = staticmethod(lambda mode, *_: _Gateway(mode))
-    monkeypatch.setattr(gateway_overhead.GatewayProcess, "start", start)
+    started = staticmethod(lambda mode, *_: _Gateway(mode))
+    monkeypatch.setattr(gateway_overhead.GatewayProcess, "start", started)
     clock = itertools.count()
     monkeypatch.setattr(gateway_overhead, "cpu_seconds", lambda _pid: float(next(clock)))
     monkeypatch.setattr(gateway_overhead, "load", load)
